@@ -1,0 +1,107 @@
+"""Rejection sampling end to end: sample N candidates, score each with a judge, keep the best.
+
+    python reject.py --input_file data/input.json --output_file data/final_results.jsonl \
+        --cache_file data/sampling_cache.jsonl --generator_model gen-model --scorer_model judge-model \
+        --generator_port 31415 --scorer_port 31416 --concurrency 5 --answers_per_question 4
+
+Each output record keeps every input field and adds `original_question`, `original_answers`,
+`generated_answers`, `generated_scores`, `best_answer`, `best_score` and `selected` (best score at
+least `--min-score`). `--sft-output FILE` writes the kept pairs as `conversations` for SFT.
+The judge uses the generator's endpoint flags unless `--scorer-base-url`, `--scorer-endpoints`,
+`--scorer-azure-endpoint` or `--scorer_port` is given. Every completed reply is journaled in
+`--cache_file`, so a crash costs nothing: run the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rollkit import cli
+from rollkit.pipeline import dry_run, execute
+from rollkit.records import iter_inputs
+from rollkit.rejection import (
+    SamplingParams,
+    ScoringParams,
+    sample_candidates,
+    sampling_bodies,
+    sampling_outcome,
+    score_candidates,
+    scoring_body,
+    select_best,
+    write_sft,
+)
+
+SCORER_FLAGS = ("scorer_base_url", "scorer_endpoints", "scorer_azure_endpoint")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_io_flags(parser)
+    parser.add_argument("--generator_model", "--model_name", dest="generator_model", required=True)
+    parser.add_argument("--scorer_model", required=True, help="judge model")
+    parser.add_argument("--generator_port", "--port", dest="generator_port", type=int)
+    parser.add_argument("--scorer_port", type=int)
+    parser.add_argument("--cache_file", help="request journal (default: OUTPUT.journal.jsonl)")
+    cli.add_sampling_flags(parser)
+    cli.add_selection_flags(parser)
+    cli.add_endpoint_flags(parser)
+    cli.add_endpoint_flags(parser, prefix="scorer-")
+    cli.add_run_flags(parser)
+    return parser.parse_args(argv)
+
+
+def build_pools(args: argparse.Namespace) -> dict:
+    generator = cli.build_pool(args, args.generator_model, args.generator_port)
+    if any(getattr(args, flag) for flag in SCORER_FLAGS):
+        scorer = cli.build_pool(args, args.scorer_model, args.scorer_port, prefix="scorer-")
+    else:
+        scorer = cli.build_pool(args, args.scorer_model, args.scorer_port or args.generator_port)
+    return {"generator": generator, "scorer": scorer}
+
+
+def make_process(args: argparse.Namespace, sampling: SamplingParams, scoring: ScoringParams):
+    def bind(clients):
+        async def process(item, eid):
+            fields = await sample_candidates(clients["generator"], item.record, item.source, eid, sampling)
+            outcome = sampling_outcome(fields)
+            if outcome.record is None:
+                return outcome
+            answers = fields["generated_answers"]
+            fields.update(await score_candidates(clients["scorer"], item.record, item.source, answers, scoring,
+                                                 args.max_image_side))
+            fields.update(select_best(answers, fields["generated_scores"], args.min_score))
+            outcome.incomplete = fields["failed_candidates"] + fields["failed_scores"] > 0
+            return outcome
+        return process
+    return bind
+
+
+def dry_run_bodies(args, sampling: SamplingParams, scoring: ScoringParams):
+    placeholder = "x " * sampling.max_tokens  # a candidate as long as it may get, for the judge's prompt
+    def bodies(item, eid):
+        sampled = sampling_bodies(item.record, item.source, eid, sampling)
+        judged = scoring_body(item.record, item.source, placeholder, scoring, args.max_image_side)
+        return sampled + [judged] * sampling.n
+    return bodies
+
+
+async def main(args: argparse.Namespace) -> int:
+    sampling = SamplingParams(args.generator_model, args.n, args.temperature, args.max_tokens,
+                              not args.no_seed, args.max_image_side)
+    scoring = ScoringParams(args.scorer_model, args.scorer_max_tokens)
+    items = iter_inputs(args.input, start=args.start, end=args.end)
+    if args.dry_run:
+        dry_run(items, dry_run_bodies(args, sampling, scoring), args.generator_model, args.price_in,
+                args.price_out)
+        return 0
+    await execute("reject", args, items, args.output, build_pools(args), make_process(args, sampling, scoring),
+                  args.cache_file or cli.default_journal(args.output))
+    if args.sft_output:
+        write_sft(args.output, args.sft_output)
+    return 0
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    sys.exit(cli.run_main(main(arguments), arguments.verbose))

@@ -1,0 +1,137 @@
+"""Flags every script shares, defined once, and the wrapper that turns errors into exit codes.
+
+Exit status: 0 when every record is done or recorded as an error, 1 for a fatal error (bad
+credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+
+from .client import FatalEndpointError
+from .endpoints import (
+    EndpointConfigError,
+    EndpointPool,
+    endpoint_from_flags,
+    load_endpoints_toml,
+    resolve_key,
+)
+from .jsonl_log import LogLockedError
+from .records import InputError
+from .secrets import RedactingFilter
+
+log = logging.getLogger("rollkit")
+
+
+def add_endpoint_flags(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """`--base-url`, `--endpoints`, `--azure-endpoint` and their options; `prefix` names a role
+    (e.g. `scorer-`) when a script talks to two sets of endpoints."""
+    group = parser.add_argument_group(f"{prefix or 'endpoint '}options".replace("-", " "))
+    dest = prefix.replace("-", "_")
+    group.add_argument(f"--{prefix}base-url", dest=f"{dest}base_url",
+                       help="any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    group.add_argument(f"--{prefix}endpoints", dest=f"{dest}endpoints", metavar="FILE.toml",
+                       help="many endpoints: [[endpoint]] tables (kind, base_url, model or deployment, "
+                            "api_version, key_env, rpm, tpm)")
+    group.add_argument(f"--{prefix}azure-endpoint", dest=f"{dest}azure_endpoint",
+                       help="Azure OpenAI resource URL; key from AZURE_API_KEY")
+    group.add_argument(f"--{prefix}deployment", dest=f"{dest}deployment", help="Azure deployment name")
+    group.add_argument(f"--{prefix}api-version", dest=f"{dest}api_version", help="Azure api-version")
+    group.add_argument(f"--{prefix}api-key-env", dest=f"{dest}api_key_env",
+                       help="environment variable holding the key (default OPENAI_API_KEY or AZURE_API_KEY)")
+    group.add_argument(f"--{prefix}rpm", dest=f"{dest}rpm", type=float, default=0,
+                       help="requests per minute this endpoint allows (0: no limit)")
+    group.add_argument(f"--{prefix}tpm", dest=f"{dest}tpm", type=float, default=0,
+                       help="tokens per minute this endpoint allows (0: no limit)")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run options")
+    group.add_argument("--retry-failed", action="store_true",
+                       help="redo records that failed or came back incomplete in an earlier run")
+    group.add_argument("--dry-run", action="store_true",
+                       help="read the input, print requests, tokens and cost; call nothing")
+    group.add_argument("--price-in", type=float, help="dollars per 1M prompt tokens (dry run)")
+    group.add_argument("--price-out", type=float, help="dollars per 1M completion tokens (dry run)")
+    group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request")
+    group.add_argument("--max-attempts", type=int, default=5, help="tries per request on 5xx/timeouts")
+    group.add_argument("--window-seconds", type=float, default=60.0,
+                       help="length of the rate-limit window (60 for real services; the emulator can shrink it)")
+    group.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
+    group.add_argument("--start", type=int, help="first input record to take (0-based)")
+    group.add_argument("--end", type=int, help="input record to stop before")
+    group.add_argument("-v", "--verbose", action="store_true", help="log every retry and failure")
+
+
+def build_pool(args: argparse.Namespace, model: str | None, port: int | None = None,
+               prefix: str = "") -> EndpointPool:
+    """The endpoints for one role, from `--{prefix}endpoints` or the single-endpoint flags."""
+    dest = prefix.replace("-", "_")
+    value = lambda name: getattr(args, f"{dest}{name}", None)  # noqa: E731
+    if value("endpoints"):
+        endpoints = load_endpoints_toml(value("endpoints"), default_model=model)
+    else:
+        endpoints = [endpoint_from_flags(
+            base_url=value("base_url"), port=port, azure_endpoint=value("azure_endpoint"), model=model,
+            deployment=value("deployment"), api_version=value("api_version"),
+            key_env=value("api_key_env"), rpm=value("rpm") or 0, tpm=value("tpm") or 0)]
+    for endpoint in endpoints:
+        endpoint.window_seconds = args.window_seconds
+        resolve_key(endpoint)
+    return EndpointPool(endpoints)
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("rollkit")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def run_main(main: Coroutine, verbose: bool = False) -> int:
+    """Run a stage coroutine; fatal errors print one clear line and exit 1."""
+    setup_logging(verbose)
+    try:
+        return asyncio.run(main) or 0
+    except (FatalEndpointError, EndpointConfigError, InputError, LogLockedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: finished records are saved; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def default_journal(output: str | Path) -> Path:
+    return Path(f"{output}.journal.jsonl")
+
+
+def add_io_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input_file", "--input", dest="input", nargs="+", required=True,
+                        help="JSON list or JSONL file(s), folders or globs")
+    parser.add_argument("--output_file", "--output", dest="output", required=True, help="output JSONL")
+    parser.add_argument("--concurrency", "--concurrent_requests", dest="concurrency", type=int, default=16,
+                        help="requests in flight at once (seed 004's --concurrent_requests/--concurrency)")
+
+
+def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--answers_per_question", "--answers-per-question", dest="n", type=int, default=4,
+                        help="candidates to sample per question")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=int, default=2048, help="max tokens per candidate")
+    parser.add_argument("--no-seed", action="store_true",
+                        help="do not send a per-sample `seed` (for servers that reject it)")
+
+
+def add_selection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scorer-max-tokens", type=int, default=512, help="max tokens per judge reply")
+    parser.add_argument("--min-score", type=float, help="keep the best candidate only if it scores this much")
+    parser.add_argument("--sft-output", help="write the kept pairs as `conversations` JSONL for SFT")

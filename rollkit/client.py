@@ -1,0 +1,250 @@
+"""One async chat-completion call: journal replay, budget, retries, error classes, usage.
+
+Error classes come from status codes and exception types, never from message text:
+- 429: the endpoint pauses for `retry-after-ms`/`retry-after`; the request waits its turn again and
+  no attempt is counted (the server did no work).
+- 5xx, timeouts, connection resets, malformed bodies: retried with exponential backoff and jitter.
+- 400/404/422 and content-filter refusals: the record fails with a clear reason, no retry.
+- 401/403: the whole run stops; the message names the endpoint and the key's variable, never the key.
+Every usable response is appended to the request journal before it is returned, so a restarted
+stage replays it instead of paying for it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from .endpoints import EndpointPool, EndpointState
+from .images import image_size
+from .journal import RequestJournal, request_key
+from .ratelimit import parse_reset
+from .secrets import redact
+from .tokens import completion_allowance, count_messages
+
+DEFAULT_PAUSE_SECONDS = 1.0
+
+
+class FatalEndpointError(Exception):
+    """The endpoint refused our credentials: continuing would only fail every request."""
+
+
+class TransientError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PermanentError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class ChatResult:
+    ok: bool
+    texts: list[str] = field(default_factory=list)
+    finish_reasons: list[str | None] = field(default_factory=list)
+    reason: str | None = None
+    message: str | None = None
+    model: str | None = None
+    usage: dict | None = None
+    replayed: bool = False
+
+    @property
+    def text(self) -> str | None:
+        return self.texts[0] if self.texts else None
+
+
+@dataclass
+class RequestStats:
+    """Every counter the summary shows, named, updated in one place each."""
+
+    sent: int = 0
+    replayed: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def result_from_response(data: dict, replayed: bool = False) -> ChatResult:
+    """Turn a chat.completion body into a result; refusals, cut-offs and empty replies are failures."""
+    choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
+    texts = [((c.get("message") or {}).get("content") or "") for c in choices]
+    reasons = [c.get("finish_reason") for c in choices]
+    result = ChatResult(True, texts, reasons, model=data.get("model"), usage=data.get("usage"),
+                        replayed=replayed)
+    if "content_filter" in reasons:
+        result.ok, result.reason, result.message = False, "content_filter", "the reply was filtered"
+    elif "length" in reasons:
+        result.ok, result.reason = False, "length"
+        result.message = "the reply hit the token limit; raise --max-tokens"
+    elif not any(text.strip() for text in texts):
+        result.ok, result.reason, result.message = False, "empty", "the reply was empty"
+    return result
+
+
+def _error_fields(raw: bytes) -> tuple[str | None, str]:
+    try:
+        error = json.loads(raw).get("error") or {}
+        return error.get("code"), str(error.get("message") or "")[:300]
+    except (ValueError, AttributeError):
+        return None, raw[:200].decode("utf-8", "replace")
+
+
+def _retry_after(headers) -> float:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    reset = parse_reset(headers.get("x-ratelimit-reset-requests")) or parse_reset(
+        headers.get("x-ratelimit-reset-tokens"))
+    return reset or DEFAULT_PAUSE_SECONDS
+
+
+class ChatClient:
+    """Sends chat requests through an EndpointPool; use as `async with ChatClient(...) as client`."""
+
+    def __init__(self, pool: EndpointPool, journal: RequestJournal | None, *, concurrency: int = 16,
+                 timeout: float = 120.0, max_attempts: int = 5, backoff: float = 1.0) -> None:
+        self.pool = pool
+        self.journal = journal
+        self.stats = RequestStats()
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> ChatClient:
+        connector = aiohttp.TCPConnector(limit=self._concurrency + 4, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._session:
+            await self._session.close()
+
+    async def complete(self, body: dict, sample_index: int = 0) -> ChatResult:
+        """One chat completion, replayed from the journal when it was already paid for."""
+        key = request_key(body, sample_index)
+        if self.journal is not None:
+            stored = self.journal.get(key)
+            if stored is not None:
+                self.stats.replayed += 1
+                return result_from_response(stored, replayed=True)
+        cost = count_messages(body["messages"], body.get("model"), image_size) + completion_allowance(body)
+        try:
+            data = await self._send_with_retries(body, cost)
+        except (TransientError, PermanentError) as exc:
+            self.stats.failed += 1
+            return ChatResult(False, reason=exc.reason, message=redact(str(exc)))
+        result = result_from_response(data)
+        if result.ok and self.journal is not None:
+            self.journal.put(key, data)
+        return result
+
+    async def _send_with_retries(self, body: dict, cost: float) -> dict:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_exponential_jitter(initial=self.backoff, max=30.0),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_until_admitted(body, cost)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _count_retry(self, _state) -> None:
+        self.stats.retries += 1
+
+    async def _send_until_admitted(self, body: dict, cost: float) -> dict:
+        """Send, and after a 429 wait for the endpoint's pause and send again, uncounted."""
+        async with self._slots:
+            while True:
+                state = await self.pool.acquire(cost)
+                data = await self._post(state, body, cost)
+                if data is not None:
+                    return data
+
+    async def _post(self, state: EndpointState, body: dict, cost: float) -> dict | None:
+        endpoint = state.endpoint
+        payload = json.dumps(endpoint.shape_body(body), ensure_ascii=False).encode("utf-8")
+        marks = (time.monotonic(), state.requests.reserved_total, state.tokens.reserved_total)
+        self.stats.sent += 1
+        try:
+            async with self._session.post(endpoint.chat_url(), data=payload,
+                                          headers=endpoint.headers()) as response:
+                raw = await response.read()
+                status, headers = response.status, response.headers
+        except TimeoutError as exc:
+            state.record_failure()
+            raise TransientError("timeout", f"{endpoint.name}: no reply in time") from exc
+        except aiohttp.ClientError as exc:
+            state.record_failure()
+            raise TransientError("connection", f"{endpoint.name}: {type(exc).__name__}") from exc
+        has_meter = self._observe_headers(state, headers, marks)
+        if status == 429:
+            self.stats.rate_limited += 1
+            state.pause(_retry_after(headers))
+            return None
+        data = self._check_status(state, status, raw)
+        self._count_usage(state, data.get("usage") or {}, body, cost, has_meter)
+        return data
+
+    def _check_status(self, state: EndpointState, status: int, raw: bytes) -> dict:
+        endpoint = state.endpoint
+        if status in (401, 403):
+            raise FatalEndpointError(
+                f"endpoint {endpoint.describe()} refused the credentials (HTTP {status}); "
+                f"check the key in the environment variable {endpoint.key_env or '(none set)'}")
+        if status >= 500 or status in (408, 409):
+            state.record_failure()
+            raise TransientError("server_error", f"{endpoint.name}: HTTP {status}")
+        if status >= 400:
+            code, message = _error_fields(raw)
+            reason = "content_filter" if code == "content_filter" else f"http_{status}"
+            raise PermanentError(reason, f"{endpoint.name}: HTTP {status} {code or ''} {message}".strip())
+        try:
+            data = json.loads(raw)
+            if not isinstance(data.get("choices"), list) or not data["choices"]:
+                raise ValueError("no choices")
+        except (ValueError, AttributeError) as exc:
+            state.record_failure()
+            raise TransientError("malformed", f"{endpoint.name}: malformed reply ({exc})") from exc
+        state.record_success()
+        return data
+
+    def _observe_headers(self, state: EndpointState, headers, marks) -> bool:
+        sent_at, requests_mark, tokens_mark = marks
+        age = time.monotonic() - sent_at
+        seen = False
+        for name, budget, mark in (("x-ratelimit-remaining-requests", state.requests, requests_mark),
+                                   ("x-ratelimit-remaining-tokens", state.tokens, tokens_mark)):
+            try:
+                remaining = float(headers[name])
+            except (KeyError, ValueError):
+                continue
+            seen = True
+            budget.observe_remaining(remaining, age, budget.reserved_total - mark)
+        return seen
+
+    def _count_usage(self, state: EndpointState, usage: dict, body: dict, cost: float, has_meter: bool) -> None:
+        prompt = int(usage.get("prompt_tokens") or 0)
+        self.stats.prompt_tokens += prompt
+        self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        if prompt and not has_meter:
+            # Without the server's meter, correct our prompt estimate from what it counted.
+            state.tokens.give_back(cost - completion_allowance(body) - prompt)

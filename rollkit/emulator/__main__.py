@@ -1,0 +1,142 @@
+"""Run a local OpenAI/Azure-compatible chat-completions server with synthetic, seeded answers.
+
+    python -m rollkit.emulator --port 8000 --seed 1 --rpm 500 --tpm 200000 \\
+        --answer-key input_data_files/vqav2/questions.jsonl --fault-500 0.02 --latency-ms 300
+
+then point any client at http://127.0.0.1:8000/v1 (OpenAI, `Authorization: Bearer <any key>`) or
+http://127.0.0.1:8000/openai/deployments/<name>/chat/completions?api-version=2024-10-21 (Azure,
+`api-key: <any key>`). The server prints exactly one line when ready:
+
+    rollkit emulator listening on http://127.0.0.1:8000
+
+Answers: structured step solutions for generation prompts, the rest of a solution for an assistant
+prefix (or `continue_final_message`), 0-10 scores for prompts that ask for a "scale from 0 to 10",
+and step verdicts for prompts that ask for a `<conclusion>`. The same request body always gets the
+same answer. Responses say `"model": "emulator/<requested model>"`.
+
+Rate limits are token buckets per model (OpenAI path) or deployment (Azure path), with the real
+`x-ratelimit-*` headers and 429 bodies; `--window-seconds` shrinks the minute for fast tests.
+Fault rates are probabilities in 0..1, drawn per request attempt from `--seed`.
+Counters: GET /_emulator/stats, POST /_emulator/reset. Only 127.0.0.1 is ever bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from rollkit.emulator.answers import load_answer_key
+from rollkit.emulator.config import ALLOWED_HOST, EmulatorConfig, FaultRates
+
+# The line tests and scripts wait for; keep it stable.
+LISTENING_LINE = "rollkit emulator listening on http://{host}:{port}"
+SHUTDOWN_GRACE_SECONDS = 1.0  # stalled (timeout-fault) handlers must not hold up a stop
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a rate between 0 and 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must not be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m rollkit.emulator", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=ALLOWED_HOST, help="must be 127.0.0.1 (the only host allowed)")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="seeds answers and faults (default: 0)")
+    p.add_argument("--rpm", type=int, default=0, help="requests per window, 0 = unlimited (default: 0)")
+    p.add_argument("--tpm", type=int, default=0, help="tokens per window, 0 = unlimited (default: 0)")
+    p.add_argument("--window-seconds", type=float, default=60.0, help="rate-limit window (default: 60)")
+    p.add_argument("--latency-ms", type=_non_negative, default=0.0, help="mean answer latency (default: 0)")
+    faults = p.add_argument_group("fault injection (probabilities 0..1, default 0)")
+    for name, help_text in (
+        ("429", "429 whatever the budget"), ("500", "500/502/503"), ("timeout", "stall --timeout-sleep s"),
+        ("reset", "reset the connection"), ("malformed", "200 with a cut-off JSON body"),
+        ("content-filter", "400 content_filter or 200 finish_reason content_filter"),
+        ("length", "200 with finish_reason length, content cut"),
+    ):
+        faults.add_argument(f"--fault-{name}", type=_rate, default=0.0, help=help_text)
+    p.add_argument("--timeout-sleep", type=_non_negative, default=30.0, help="stall of a timeout fault (default: 30)")
+    p.add_argument("--p-correct", type=_rate, default=0.6, help="a generation is right (default: 0.6)")
+    p.add_argument("--p-continue-correct", type=_rate, default=0.8,
+                   help="a continuation of an all-good prefix is right (default: 0.8)")
+    p.add_argument("--judge-garbage", type=_rate, default=0.02, help="a judge reply ignores the format (default: 0.02)")
+    p.add_argument("--answer-key", type=Path, help="JSON/JSONL with question+answer or conversations records")
+    p.add_argument("--require-key", help="accept only this API key (others get 401)")
+    p.add_argument("--no-auth", action="store_true", help="accept requests without a key, like vLLM")
+    p.add_argument("--log-level", default="WARNING", help="DEBUG logs each request, never its key (default: WARNING)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    rates = FaultRates(rate_limit=args.fault_429, server_error=args.fault_500, timeout=args.fault_timeout,
+                       reset=args.fault_reset, malformed=args.fault_malformed,
+                       content_filter=args.fault_content_filter, length=args.fault_length)
+    return EmulatorConfig(
+        host=args.host, port=args.port, seed=args.seed, rpm=args.rpm, tpm=args.tpm,
+        window_seconds=args.window_seconds, latency_ms=args.latency_ms, timeout_sleep=args.timeout_sleep,
+        faults=rates, p_correct=args.p_correct, p_continue_correct=args.p_continue_correct,
+        judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
+        no_auth=args.no_auth,
+    )
+
+
+async def serve(config: EmulatorConfig, answer_key: dict[str, str]) -> None:
+    """Serve until SIGINT/SIGTERM, printing the listening line once the port is bound."""
+    # Imported here: the tokenizer takes most of a second to load, and --help or a refused
+    # --host should answer at once.
+    from aiohttp import web
+
+    from rollkit.emulator.server import build_app
+
+    app = build_app(config, answer_key)
+    debug = logging.getLogger().isEnabledFor(logging.DEBUG)
+    # handler_cancellation: a handler whose client hung up stops, so stats see it as client_closed.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=logging.getLogger("rollkit.emulator.access")
+                           if debug else None, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await web.TCPSite(runner, config.host, config.port).start()
+        port = runner.addresses[0][1]
+        print(LISTENING_LINE.format(host=config.host, port=port), flush=True)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.host != ALLOWED_HOST:
+        parser.error(f"--host {args.host} refused: the emulator only binds {ALLOWED_HOST}")
+    if args.window_seconds <= 0:
+        parser.error("--window-seconds must be positive")
+    if args.rpm < 0 or args.tpm < 0:
+        parser.error("--rpm and --tpm must be 0 (unlimited) or positive")
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = config_from_args(args)
+    answer_key = load_answer_key(config.answer_key) if config.answer_key else {}
+    asyncio.run(serve(config, answer_key))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

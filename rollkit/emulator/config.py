@@ -1,0 +1,45 @@
+"""The emulator's settings, one frozen dataclass filled from the command line (see __main__)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Only loopback: the emulator accepts any key and answers with synthetic data, so it must never be
+# reachable from another machine.
+ALLOWED_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class FaultRates:
+    """Probability (0..1) of each injected fault, drawn independently per request attempt."""
+
+    rate_limit: float = 0.0  # 429 regardless of budget
+    server_error: float = 0.0  # 500/502/503
+    timeout: float = 0.0  # sleep `timeout_sleep` seconds, then answer
+    reset: float = 0.0  # close the connection without a response
+    malformed: float = 0.0  # 200 with a truncated JSON body
+    content_filter: float = 0.0  # 400 content_filter error or 200 with finish_reason content_filter
+    length: float = 0.0  # 200 with finish_reason length and truncated content
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything one emulator process needs; defaults match `python -m rollkit.emulator --help`."""
+
+    host: str = ALLOWED_HOST
+    port: int = 0  # 0: the OS picks a free port, printed on the listening line
+    seed: int = 0
+    rpm: int = 0  # 0 = unlimited
+    tpm: int = 0  # 0 = unlimited
+    window_seconds: float = 60.0  # length of the rate-limit "minute"; tests shrink it
+    latency_ms: float = 0.0  # mean simulated latency of a successful call
+    timeout_sleep: float = 30.0  # how long a timeout fault stalls; longer than any client timeout
+    faults: FaultRates = FaultRates()
+    p_correct: float = 0.6
+    p_continue_correct: float = 0.8
+    judge_garbage: float = 0.02
+    answer_key: Path | None = None
+    # If set, only this key is accepted (tests check 401). repr=False: a key must never reach a log.
+    require_key: str | None = field(default=None, repr=False)
+    no_auth: bool = False  # accept requests without any key, like vLLM without --api-key

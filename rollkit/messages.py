@@ -1,0 +1,68 @@
+"""Chat messages from input records: seed-004 `conversations` or `{"question", "image(s)"}`.
+
+Images go into the first user turn as data URLs, in the order the record lists them. LLaVA-style
+`<image>` placeholders are removed from the text the model sees, since the image itself is attached.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .images import load_image
+from .records import image_refs, resolve_image_path
+
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+_IMAGE_TOKEN = re.compile(r"<image>\s*")
+
+
+def prompt_turns(record: dict) -> list[dict]:
+    """The turns sent to the model: every turn up to the last one from the human."""
+    if "conversations" in record:
+        turns = [{"role": ROLES.get(t.get("from"), "user"), "text": str(t.get("value", ""))}
+                 for t in record["conversations"]]
+        while turns and turns[-1]["role"] == "assistant":
+            turns.pop()
+        return turns
+    return [{"role": "user", "text": str(record["question"])}]
+
+
+def reference_answers(record: dict) -> list[str]:
+    """What the dataset records as correct: the trailing assistant turns, or `answer(s)`."""
+    if "conversations" in record:
+        answers = []
+        for turn in reversed(record["conversations"]):
+            if ROLES.get(turn.get("from")) != "assistant":
+                break
+            answers.insert(0, str(turn.get("value", "")))
+        return answers
+    answer = record.get("answers", record.get("answer"))
+    if answer is None:
+        return []
+    return [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+
+
+def question_text(record: dict) -> str:
+    return "\n\n".join(t["text"] for t in prompt_turns(record) if t["role"] == "user")
+
+
+def image_parts(record: dict, source: str, max_side: int | None) -> list[dict]:
+    """Raises ImageError naming the file when an image is missing or unreadable."""
+    parts = []
+    for ref in image_refs(record):
+        url = ref if ref.startswith(("http://", "https://", "data:")) else \
+            load_image(str(resolve_image_path(ref, source)), max_side).data_url
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts
+
+
+def build_messages(record: dict, source: str, max_side: int | None = None) -> list[dict]:
+    images = image_parts(record, source, max_side)
+    messages = []
+    for turn in prompt_turns(record):
+        text = _IMAGE_TOKEN.sub("", turn["text"]).strip()
+        if images and turn["role"] == "user":
+            messages.append({"role": "user", "content": [{"type": "text", "text": text}, *images]})
+            images = []
+        else:
+            messages.append({"role": turn["role"], "content": text})
+    return messages

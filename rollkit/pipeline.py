@@ -1,0 +1,78 @@
+"""The part of every script after flag parsing: open the journal and clients, run the stage, save
+the resolved configuration and the summary beside the output. Also the dry run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import fields
+from pathlib import Path
+
+from .client import ChatClient, RequestStats
+from .endpoints import EndpointPool
+from .images import image_size
+from .journal import RequestJournal
+from .records import InputItem
+from .stage import Process, StageRunner, print_summary, record_id, save_json
+from .tokens import completion_allowance, count_messages
+
+# Dollars per 1M tokens (prompt, completion), list prices; override with --price-in/--price-out.
+PRICES = {
+    "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60), "o4-mini": (1.10, 4.40), "o3": (2.00, 8.00),
+}
+
+
+def merged_stats(clients: list[ChatClient]) -> RequestStats:
+    total = RequestStats()
+    for client in clients:
+        for item in fields(RequestStats):
+            setattr(total, item.name, getattr(total, item.name) + getattr(client.stats, item.name))
+    return total
+
+
+async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem], output: str,
+                  pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
+                  journal_path: str | Path) -> dict:
+    """Run one stage to the end; returns its summary (also printed and saved)."""
+    async with AsyncExitStack() as stack:
+        journal = stack.enter_context(RequestJournal(journal_path))
+        clients = {role: await stack.enter_async_context(ChatClient(
+            pool, journal, concurrency=args.concurrency, timeout=args.request_timeout,
+            max_attempts=args.max_attempts)) for role, pool in pools.items()}
+        runner = StageRunner(name, output, concurrency=args.concurrency, retry_failed=args.retry_failed,
+                             request_stats=lambda: merged_stats(list(clients.values())))
+        runner.open()
+        stack.callback(runner.close)
+        save_json(f"{output}.config.json", {"stage": name, **vars(args)})
+        await runner.run(items, make_process(clients))
+        summary = runner.summary()
+    save_json(f"{output}.summary.json", summary)
+    print_summary(summary)
+    return summary
+
+
+def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], list[dict]], model: str,
+            price_in: float | None, price_out: float | None, stream=sys.stdout) -> None:
+    """Count what a run would send and cost, without calling anything."""
+    records = requests = prompt = completion = bad = 0
+    for item in items:
+        if item.error:
+            bad += 1
+            continue
+        records += 1
+        for body in bodies_for(item, record_id(item.record)):
+            requests += 1
+            prompt += count_messages(body["messages"], body.get("model"), image_size)
+            completion += completion_allowance(body)
+    known_in, known_out = PRICES.get(model, (None, None))
+    price_in, price_out = price_in if price_in is not None else known_in, price_out if price_out is not None \
+        else known_out
+    cost = "unknown (give --price-in and --price-out)" if price_in is None or price_out is None else \
+        f"${(prompt * price_in + completion * price_out) / 1e6:,.2f} at most"
+    print(f"dry run: {records} records ({bad} bad), {requests} requests\n"
+          f"  prompt tokens      {prompt:,} (estimated)\n"
+          f"  completion tokens  {completion:,} at most (max tokens per request)\n"
+          f"  cost               {cost}", file=stream)

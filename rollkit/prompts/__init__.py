@@ -1,0 +1,27 @@
+"""Prompt templates: text files in this folder, filled with `render`.
+
+Placeholders are `{{name}}`; they are replaced in one pass, so text inside a value (LaTeX braces,
+a question that itself contains `{{x}}`) is never substituted again.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+_FOLDER = Path(__file__).parent
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+@lru_cache(maxsize=32)
+def load_template(name: str) -> str:
+    return (_FOLDER / f"{name}.txt").read_text(encoding="utf-8")
+
+
+def render(name: str, **values: str) -> str:
+    template = load_template(name)
+    missing = set(_PLACEHOLDER.findall(template)) - set(values)
+    if missing:
+        raise KeyError(f"template {name} needs {sorted(missing)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)

@@ -1,0 +1,371 @@
+"""Reading input datasets and the ids that tie every output line back to its input.
+
+Inputs are JSONL files, JSON files holding a top-level list, folders of those, or glob patterns.
+They are streamed: memory does not grow with the size of the dataset. A malformed record never
+stops a run; it comes out as an `InputItem` whose `error` names the file and line.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, TextIO
+
+# Bump only together with a migration note: every existing output is keyed by these ids.
+ENTRY_ID_VERSION = 1
+
+HUMAN_ROLES = ("human", "user")
+NO_QUESTION = 'no question: expected "conversations" with a human turn or a "question" string'
+
+# files rollkit writes next to an output (<output>.errors.jsonl, ...): skipped when reading a folder
+SIDE_FILE_SUFFIXES = (".errors.jsonl", ".journal.jsonl", ".config.json")
+
+_BOM = b"\xef\xbb\xbf"
+_LIST_CHUNK_CHARS = 1 << 20  # read size when streaming a JSON list; tests shrink it
+_NON_SPACE = re.compile(r"\S")
+_DECODER = json.JSONDecoder()
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class InputError(Exception):
+    """An input path that cannot be read at all: fatal for a run."""
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One record of the input, or the reason it could not be read.
+
+    `line` is the 1-based line number in a JSONL file, or the 1-based index of the element
+    in a JSON list file (`in_list` is then True and messages say `file.json item 3`).
+    """
+
+    source: str
+    line: int
+    record: dict | None
+    error: str | None = None
+    in_list: bool = False
+
+    @property
+    def location(self) -> str:
+        """Stable `path:line` key of this item (also used to key errors of unreadable lines)."""
+        return f"{self.source}:{self.line}"
+
+    @property
+    def where(self) -> str:
+        """Human wording: `path:17` for JSONL lines, `path item 3` for JSON list elements."""
+        return f"{self.source} item {self.line}" if self.in_list else self.location
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes that ids and request keys hash.
+
+    Exactly `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
+    """
+    text = _CANONICAL.encode(obj)
+    # surrogatepass only matters for lone surrogates, which strict UTF-8 would refuse to encode
+    return text.encode("utf-8", "surrogatepass")
+
+
+def human_turns(record: dict) -> list[str]:
+    """Values of the human/user turns of a `conversations` record, in order."""
+    return [t["value"] for t in record["conversations"] if t.get("from") in HUMAN_ROLES]
+
+
+def question_text(record: dict) -> str:
+    """The question to ask: the `question` string, or the human turns joined by a blank line."""
+    if record.get("conversations") is not None:
+        turns = human_turns(record)
+        if not turns:
+            raise ValueError(NO_QUESTION)
+        return "\n\n".join(turns)
+    question = record.get("question")
+    if not isinstance(question, str):
+        raise ValueError(NO_QUESTION)
+    return question
+
+
+def image_refs(record: dict) -> list[str]:
+    """Image references as given: `images` if present, else `[image]`, else `[]`."""
+    images = record.get("images")
+    if images is None:
+        images = record.get("image")
+    if images is None:
+        return []
+    return [images] if isinstance(images, str) else list(images)
+
+
+def entry_id(record: dict) -> str:
+    """The id of an input record (ENTRY_ID_VERSION 1). A file-format promise: never change it silently.
+
+    entry_id = md5 hex of canonical_json({"question": Q, "images": I}), where canonical_json is
+    `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8, and
+    - Q: if the record has `conversations` (a list of {"from", "value"}), the list of the `value`s
+      of its turns whose `from` is "human" or "user", in order (assistant/gpt turns, such as the
+      final answer, are left out); otherwise the `question` string.
+    - I: the `images` list as given; else `[image]` when `image` is a string (or `image` itself
+      when it is a list); else `[]`. References are not normalised: "a.jpg" and "./a.jpg" differ.
+    Other fields (answers, uids, ...) do not take part, so the same question about a different
+    image is a different entry, and key order or extra fields never change an id.
+    """
+    if record.get("conversations") is not None:
+        question: str | list[str] = human_turns(record)
+    else:
+        question = question_text(record)
+    payload = {"question": question, "images": image_refs(record)}
+    return hashlib.md5(canonical_json(payload)).hexdigest()
+
+
+def _kind(value: Any) -> str:
+    names = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _conversation_error(turns: Any) -> str | None:
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        return '"conversations" must be a list of {"from", "value"} objects'
+    for n, turn in enumerate(turns, 1):
+        if turn.get("from") in HUMAN_ROLES and not isinstance(turn.get("value"), str):
+            return f'"conversations" turn {n}: "value" must be a string'
+    return None if human_turns({"conversations": turns}) else NO_QUESTION
+
+
+def validate_record(record: Any) -> str | None:
+    """Why this parsed JSON value is not a usable input record, or None when it is."""
+    if not isinstance(record, dict):
+        return f"record is {_kind(record)}, expected an object"
+    if record.get("conversations") is not None:
+        problem = _conversation_error(record["conversations"])
+        if problem:
+            return problem
+    elif "question" not in record:
+        return NO_QUESTION
+    elif not isinstance(record["question"], str):
+        return f'"question" must be a string, not {_kind(record["question"])}'
+    elif not record["question"].strip():
+        return '"question" is empty'
+    if record.get("images") is not None and not _is_str_list(record["images"]):
+        return '"images" must be a list of strings'
+    image = record.get("image")
+    if record.get("images") is None and image is not None and not (isinstance(image, str) or _is_str_list(image)):
+        return '"image" must be a string or a list of strings'
+    return None
+
+
+def resolve_image_path(ref: str, source_file: str | Path) -> Path:
+    """Where an image reference points: absolute paths as they are, others from the input file's folder.
+
+    URLs and data URLs are not paths; callers check for them first.
+    """
+    path = Path(ref).expanduser()
+    return path if path.is_absolute() else Path(source_file).parent / path
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    # a folder of outputs used as the next stage's input must not read their side files as data
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix in (".json", ".jsonl") and not p.name.endswith(SIDE_FILE_SUFFIXES)
+    )
+
+
+def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Files named by paths, folders (their *.json/*.jsonl, sorted) and glob patterns, in order.
+
+    Folders and patterns leave out rollkit's side files (SIDE_FILE_SUFFIXES); a file named
+    explicitly is always read.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            found = _folder_files(path)
+        elif path.is_file():
+            found = [path]
+        elif _has_magic(str(given)):
+            matches = sorted(m for m in glob.glob(str(given), recursive=True) if not m.endswith(SIDE_FILE_SUFFIXES))
+            found = [f for match in matches for f in expand_paths(match)]
+        else:
+            raise InputError(f"{given}: no such file or folder")
+        if not found:
+            raise InputError(f"{given}: no .json or .jsonl input found there")
+        files.extend(found)
+    return files
+
+
+def _parse_line(source: str, number: int, line: bytes) -> InputItem:
+    where = f"{source}:{number}"
+    try:
+        value = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return InputItem(source, number, None, f"{where}: invalid UTF-8 at byte {e.start + 1}")
+    except json.JSONDecodeError as e:
+        return InputItem(source, number, None, f"{where}: invalid JSON ({e.msg} at column {e.colno})")
+    problem = validate_record(value)
+    if problem:
+        return InputItem(source, number, None, f"{where}: {problem}")
+    return InputItem(source, number, value)
+
+
+def _jsonl_lines(handle, source: str) -> Iterator[tuple[str, int, bytes]]:
+    for number, line in enumerate(handle, 1):
+        if number == 1 and line.startswith(_BOM):
+            line = line[len(_BOM):]
+        if line and not line.isspace():
+            yield source, number, line
+
+
+class _ListReader:
+    """Streams the elements of a top-level JSON list without holding the whole file."""
+
+    def __init__(self, handle: TextIO):
+        self.handle, self.buf, self.pos, self.eof = handle, "", 0, False
+        self.lines_before = 0  # newlines in text already dropped from buf, for error positions
+
+    def _fill(self, grow: bool = False) -> bool:
+        # growing the read when a value spans many chunks keeps re-parsing it O(n), not O(n^2)
+        chunk = self.handle.read(max(_LIST_CHUNK_CHARS, len(self.buf) - self.pos) if grow else _LIST_CHUNK_CHARS)
+        if not chunk:
+            self.eof = True
+            return False
+        self.lines_before += self.buf.count("\n", 0, self.pos)
+        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
+        return True
+
+    def next_char(self) -> str:
+        """The next non-space character (not consumed), or "" at the end of the file."""
+        while True:
+            m = _NON_SPACE.search(self.buf, self.pos)
+            if m:
+                self.pos = m.start()
+                return m.group()
+            self.pos = len(self.buf)
+            if not self._fill():
+                return ""
+
+    def value(self) -> Any:
+        self.next_char()  # raw_decode does not skip leading whitespace
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as e:
+                if self.eof or not self._might_be_cut(e) or not self._fill(grow=True):
+                    raise
+                continue
+            # a number or literal ending exactly at the buffer end may continue in the next chunk
+            if end == len(self.buf) and not self.eof and self._fill(grow=True):
+                continue
+            self.pos = end
+            return value
+
+    def _might_be_cut(self, e: json.JSONDecodeError) -> bool:
+        return e.msg.startswith("Unterminated string") or e.pos + 64 >= len(self.buf)
+
+    def error_line(self, e: json.JSONDecodeError) -> int:
+        return self.lines_before + e.lineno
+
+
+def _list_items(handle: TextIO, source: str) -> Iterator[InputItem | tuple[str, int, Any]]:
+    reader, index = _ListReader(handle), 0
+    reader.next_char()
+    reader.pos += 1  # the opening "[", seen by the caller
+    char = reader.next_char()
+    if char == "]":
+        return
+    while True:
+        index += 1
+        try:
+            yield source, index, reader.value()
+        except json.JSONDecodeError as e:
+            problem = f"{e.msg} at line {reader.error_line(e)}"
+            yield _list_error(source, index, problem)
+            return
+        char = reader.next_char()
+        if char == "]":
+            return
+        if char != ",":
+            found = repr(char) if char else "the end of the file"
+            yield _list_error(source, index + 1, f"expected ',' or ']' after item {index}, found {found}")
+            return
+        reader.pos += 1
+
+
+def _list_error(source: str, index: int, problem: str) -> InputItem:
+    # one syntax error makes the rest of a JSON list unreadable: there is no next line to resync on
+    message = f"{source} item {index}: invalid JSON ({problem}); the rest of the file is skipped"
+    return InputItem(source, index, None, message, in_list=True)
+
+
+def _first_char(path: Path) -> str:
+    with open(path, "rb") as handle:
+        head = handle.read(4096).removeprefix(_BOM)
+        while head:
+            stripped = head.lstrip()
+            if stripped:
+                return chr(stripped[0])
+            head = handle.read(1 << 16)
+    return ""
+
+
+def _raw_items(files: list[Path]) -> Iterator[InputItem | tuple[str, int, Any]]:
+    """Every non-blank line or list element, unparsed where parsing can wait (JSONL)."""
+    for path in files:
+        source = str(path)
+        try:
+            if _first_char(path) == "[":
+                with open(path, encoding="utf-8-sig") as handle:
+                    yield from _list_items(handle, source)
+            else:
+                with open(path, "rb") as handle:
+                    yield from _jsonl_lines(handle, source)
+        except UnicodeDecodeError as e:
+            yield InputItem(source, 0, None, f"{source}: invalid UTF-8 ({e.reason}); the rest of the file is skipped")
+        except OSError as e:
+            raise InputError(f"{source}: cannot read ({e.strerror or e})") from e
+
+
+def _to_item(raw: InputItem | tuple[str, int, Any]) -> InputItem:
+    if isinstance(raw, InputItem):
+        return raw
+    source, number, value = raw
+    if isinstance(value, bytes):
+        return _parse_line(source, number, value)
+    problem = validate_record(value)
+    if problem:
+        return InputItem(source, number, None, f"{source} item {number}: {problem}", in_list=True)
+    return InputItem(source, number, value, in_list=True)
+
+
+def iter_inputs(
+    paths: str | Path | Sequence[str | Path], *, start: int | None = None, end: int | None = None
+) -> Iterator[InputItem]:
+    """Stream the input records of files, folders and glob patterns, in order.
+
+    JSON list or JSONL is told by the first non-space character (`[` means a list). Blank lines
+    are skipped. `start`/`end` (0-based, end exclusive) slice the sequence of records over all
+    files, counting malformed lines too, so machines that split one dataset agree on the split;
+    lines before `start` are not parsed. Missing or unreadable paths raise InputError at once.
+    """
+    if (start or 0) < 0 or (end or 0) < 0:
+        raise ValueError("start and end must be >= 0")
+    for path in (files := expand_paths(paths)):
+        try:
+            open(path, "rb").close()
+        except OSError as e:
+            raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
+    return map(_to_item, islice(_raw_items(files), start, end))

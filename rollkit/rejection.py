@@ -1,0 +1,166 @@
+"""Rejection sampling: N candidates per question, a judge score for each, the best one kept.
+
+The three stages (sampling.py, score.py, reject.py) are compositions of the functions here, so a
+candidate is sampled, scored and selected the same way whichever script runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonlines
+
+from .client import ChatClient, ChatResult
+from .judge import parse_judge_score
+from .messages import build_messages, question_text, reference_answers
+from .prompts import render
+from .stage import Outcome
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    model: str
+    n: int = 4
+    temperature: float = 1.0
+    max_tokens: int = 2048
+    seeded: bool = True
+    max_image_side: int | None = None
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    model: str
+    max_tokens: int = 512
+
+
+def sample_seed(entry_id: str, index: int) -> int:
+    """A per-sample seed derived from the id: reruns send the same body, so results map back."""
+    digest = hashlib.md5(f"{entry_id}:{index}".encode()).hexdigest()
+    return int(digest[:8], 16) % (2**31)
+
+
+def sampling_bodies(record: dict, source: str, entry_id: str, params: SamplingParams) -> list[dict]:
+    messages = build_messages(record, source, params.max_image_side)
+    bodies = []
+    for index in range(params.n):
+        body = {"model": params.model, "messages": messages, "temperature": params.temperature,
+                "max_tokens": params.max_tokens}
+        if params.seeded:
+            body["seed"] = sample_seed(entry_id, index)
+        bodies.append(body)
+    return bodies
+
+
+def candidate_entry(index: int, result: ChatResult) -> dict:
+    entry = {"index": index, "ok": result.ok, "finish_reason": (result.finish_reasons or [None])[0]}
+    if not result.ok:
+        entry.update(reason=result.reason, message=result.message)
+    return entry
+
+
+async def sample_candidates(client: ChatClient, record: dict, source: str, entry_id: str,
+                            params: SamplingParams) -> dict:
+    """Fields a sampled record adds: the answers that came back, and what became of every sample."""
+    bodies = sampling_bodies(record, source, entry_id, params)
+    results = await asyncio.gather(*(client.complete(body, i) for i, body in enumerate(bodies)))
+    return {
+        "original_question": question_text(record),
+        "original_answers": reference_answers(record),
+        "generated_answers": [r.text for r in results if r.ok],
+        "candidates": [candidate_entry(i, r) for i, r in enumerate(results)],
+        "failed_candidates": sum(not r.ok for r in results),
+        "model": next((r.model for r in results if r.model), params.model),
+        "usage": _sum_usage(results),
+    }
+
+
+def sampling_outcome(fields: dict) -> Outcome:
+    """A record with at least one answer is written (incomplete if some failed); none: an error."""
+    if not fields["generated_answers"]:
+        first = next(c for c in fields["candidates"] if not c["ok"])
+        return Outcome(error_reason=first["reason"], message=f"every sample failed: {first['message']}")
+    return Outcome(record=fields, incomplete=fields["failed_candidates"] > 0)
+
+
+def _sum_usage(results: list[ChatResult]) -> dict:
+    total = {"prompt_tokens": 0, "completion_tokens": 0}
+    for result in results:
+        for name in total:
+            total[name] += int((result.usage or {}).get(name) or 0)
+    return total
+
+
+def scoring_body(record: dict, source: str, answer: str, params: ScoringParams,
+                 max_image_side: int | None = None) -> dict:
+    prompt = render("score_candidate", question=question_text(record),
+                    reference="\n".join(reference_answers(record)), candidate=answer)
+    images = [m for m in build_messages(record, source, max_image_side) if isinstance(m["content"], list)]
+    content: list | str = prompt
+    if images:
+        content = [{"type": "text", "text": prompt}, *images[0]["content"][1:]]
+    return {"model": params.model, "messages": [{"role": "user", "content": content}],
+            "temperature": 0, "max_tokens": params.max_tokens}
+
+
+async def score_candidates(client: ChatClient, record: dict, source: str, answers: list[str],
+                           params: ScoringParams, max_image_side: int | None = None) -> dict:
+    """Fields a scored record adds. A failed judge call is `None` with its reason, never a number."""
+    bodies = [scoring_body(record, source, answer, params, max_image_side) for answer in answers]
+    results = await asyncio.gather(*(client.complete(body) for body in bodies))
+    scores = [parse_judge_score(r.text) if r.ok else None for r in results]
+    return {
+        "generated_scores": scores,
+        "judge_replies": [r.text if r.ok else None for r in results],
+        "judge_failures": [None if r.ok else {"reason": r.reason, "message": r.message} for r in results],
+        "failed_scores": sum(not r.ok for r in results),
+        "scorer_model": next((r.model for r in results if r.model), params.model),
+    }
+
+
+def select_best(answers: list[str], scores: list[float | None], min_score: float | None) -> dict:
+    """The highest score wins; ties go to the earliest candidate, so reruns pick the same one."""
+    ranked = [(score, -index) for index, score in enumerate(scores) if score is not None]
+    if not ranked:
+        return {"best_index": None, "best_answer": None, "best_score": None, "selected": False}
+    score, negative_index = max(ranked)
+    index = -negative_index
+    selected = min_score is None or score >= min_score
+    return {"best_index": index, "best_answer": answers[index], "best_score": score, "selected": selected}
+
+
+def sft_record(record: dict) -> dict | None:
+    """A kept pair as `conversations` (human turns plus the chosen answer), images kept, for SFT."""
+    if not record.get("selected"):
+        return None
+    if "conversations" in record:
+        turns = list(record["conversations"])
+        while turns and turns[-1].get("from") in ("gpt", "assistant"):
+            turns.pop()
+    else:
+        turns = [{"from": "human", "value": record.get("original_question", "")}]
+    out = {"entry_id": record["entry_id"], "conversations": [*turns, {"from": "gpt", "value": record["best_answer"]}]}
+    for key in ("images", "image"):
+        if key in record:
+            out[key] = record[key]
+    return out
+
+
+def write_sft(output: str | Path, sft_path: str | Path) -> int:
+    """Derive the SFT file from the whole output, replaced atomically: it can never disagree with it."""
+    temporary = Path(f"{sft_path}.tmp")
+    kept = 0
+    with jsonlines.open(output) as reader, open(temporary, "w", encoding="utf-8") as out:
+        for record in reader.iter(type=dict, skip_invalid=True):
+            pair = sft_record(record)
+            if pair is not None:
+                out.write(json.dumps(pair, ensure_ascii=False) + "\n")
+                kept += 1
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, sft_path)
+    return kept

@@ -1,0 +1,211 @@
+"""The loop every stage shares: stream inputs, skip what is done, bound the work in flight, write
+each result as soon as it is finished, show progress, and end with a summary.
+
+A stage supplies one coroutine, `process(item, entry_id) -> Outcome`; everything about resuming,
+errors, duplicates and counting lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .client import FatalEndpointError, RequestStats
+from .images import ImageError
+from .jsonl_log import ResultLog, error_log_for
+from .records import InputItem, entry_id
+
+log = logging.getLogger("rollkit")
+
+
+@dataclass
+class Outcome:
+    """What processing one record produced: a record to write, or a reason it failed for good."""
+
+    record: dict | None = None
+    error_reason: str | None = None
+    message: str | None = None
+    incomplete: bool = False  # written, but some samples failed: `--retry-failed` redoes it
+
+
+@dataclass
+class StageCounts:
+    seen: int = 0
+    written: int = 0
+    incomplete: int = 0
+    already_done: int = 0
+    duplicates: int = 0
+    bad_input: int = 0
+    failed: int = 0
+    failures: Counter = field(default_factory=Counter)
+
+
+def record_id(record: dict) -> str:
+    """Records that already carry an id (outputs of an earlier stage) keep it."""
+    existing = record.get("entry_id")
+    return existing if isinstance(existing, str) and existing else entry_id(record)
+
+
+Process = Callable[[InputItem, str], Awaitable[Outcome]]
+
+
+class StageRunner:
+    """Runs `process` over a stream of inputs into `<output>` and `<output>.errors.jsonl`."""
+
+    def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
+                 request_stats: Callable[[], RequestStats] | None = None) -> None:
+        self.name = name
+        self.output = ResultLog(output)
+        self.errors = error_log_for(output)
+        self.concurrency = max(1, concurrency)
+        self.retry_failed = retry_failed
+        self.request_stats = request_stats or RequestStats
+        self.counts = StageCounts()
+        self._this_run: set[str] = set()
+        self._started = time.monotonic()
+
+    def open(self) -> StageRunner:
+        self.output.open()
+        self.errors.open()
+        if self.retry_failed:
+            self._forget_failures()
+        return self
+
+    def close(self) -> None:
+        self.output.close()
+        self.errors.close()
+
+    def _forget_failures(self) -> None:
+        incomplete = [r["entry_id"] for r in self.output.iter_records() if r.get("incomplete")]
+        failed = [r["error_key"] for r in self.errors.iter_records()]
+        removed = self.output.drop(incomplete) + self.errors.drop(failed)
+        log.info("--retry-failed: %d incomplete or failed records will be redone", removed)
+
+    async def run(self, items: Iterable[InputItem], process: Process) -> StageCounts:
+        pending: set[asyncio.Task] = set()
+        with tqdm(desc=self.name, unit="rec", file=sys.stderr, mininterval=0.5, dynamic_ncols=True) as bar:
+            self._bar = bar
+            try:
+                for item in items:
+                    eid = self._admit(item)
+                    if eid is None:
+                        continue
+                    while len(pending) >= self.concurrency:
+                        pending = await self._collect(pending)
+                    pending.add(asyncio.create_task(self._run_one(process, item, eid)))
+                while pending:
+                    pending = await self._collect(pending)
+            finally:
+                for task in pending:
+                    task.cancel()
+        return self.counts
+
+    def _admit(self, item: InputItem) -> str | None:
+        """The id to process, or None when the item is bad, done already, or a duplicate."""
+        self.counts.seen += 1
+        if item.error:
+            self.counts.bad_input += 1
+            log.warning("%s", item.error)
+            self.errors.add(entry_id=None, source=item.source, line=item.line, stage=self.name,
+                            reason="bad_input", message=item.error)
+            return None
+        eid = record_id(item.record)
+        if eid in self._this_run:
+            self.counts.duplicates += 1
+            return None
+        self._this_run.add(eid)
+        if eid in self.output or eid in self.errors:
+            self.counts.already_done += 1
+            return None
+        return eid
+
+    async def _collect(self, pending: set[asyncio.Task]) -> set[asyncio.Task]:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a fatal error (bad credentials) stops the run here
+        return pending
+
+    async def _run_one(self, process: Process, item: InputItem, eid: str) -> None:
+        try:
+            outcome = await process(item, eid)
+        except FatalEndpointError:
+            raise
+        except ImageError as exc:
+            outcome = Outcome(error_reason="bad_image", message=f"{item.location}: {exc}")
+        except Exception as exc:  # a bug must not sink a days-long run; it is recorded with its type
+            log.exception("%s: unexpected error", item.location)
+            outcome = Outcome(error_reason="internal_error", message=f"{type(exc).__name__}: {exc}")
+        self._write(item, eid, outcome)
+
+    def _write(self, item: InputItem, eid: str, outcome: Outcome) -> None:
+        if outcome.record is not None:
+            self.output.append({**item.record, **outcome.record, "entry_id": eid,
+                                "incomplete": outcome.incomplete})
+            self.counts.written += 1
+            self.counts.incomplete += outcome.incomplete
+        else:
+            if outcome.error_reason == "bad_image":
+                log.warning("%s", outcome.message)
+            self.errors.add(entry_id=eid, source=item.source, line=item.line, stage=self.name,
+                            reason=outcome.error_reason, message=outcome.message)
+            self.counts.failed += 1
+            self.counts.failures[outcome.error_reason] += 1
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        stats = self.request_stats()
+        minutes = max(1e-9, (time.monotonic() - self._started) / 60)
+        self._bar.update(1)
+        self._bar.set_postfix(done=self.counts.written, failed=self.counts.failed,
+                              rpm=round(stats.sent / minutes),
+                              tpm=round((stats.prompt_tokens + stats.completion_tokens) / minutes),
+                              refresh=False)
+
+    def summary(self) -> dict:
+        stats = self.request_stats()
+        elapsed = time.monotonic() - self._started
+        counts = asdict(self.counts)
+        counts["failures"] = dict(self.counts.failures)
+        return {"stage": self.name, "records": counts, "requests": asdict(stats),
+                "elapsed_seconds": round(elapsed, 2), "output": str(self.output.path),
+                "errors": str(self.errors.path)}
+
+
+def print_summary(summary: dict, stream=sys.stderr) -> None:
+    """A short human summary; the same figures go to `<output>.summary.json` for scripts."""
+    c, r = summary["records"], summary["requests"]
+    minutes = max(summary["elapsed_seconds"], 1e-9) / 60
+    tokens = r["prompt_tokens"] + r["completion_tokens"]
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(c["failures"].items())) or "none"
+    lines = [
+        f"{summary['stage']} summary",
+        f"  records   {c['seen']} read: {c['written']} written ({c['incomplete']} incomplete), "
+        f"{c['already_done']} already done, {c['duplicates']} duplicates, {c['bad_input']} bad input, "
+        f"{c['failed']} failed",
+        f"  failures  {failures}",
+        f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
+        f"answered 429, {r['retries']} retries, {r['failed']} failed",
+        f"  tokens    {r['prompt_tokens']:,} prompt, {r['completion_tokens']:,} completion",
+        f"  elapsed   {summary['elapsed_seconds']:.1f} s, {r['sent'] / minutes:,.0f} requests/min, "
+        f"{tokens / minutes:,.0f} tokens/min",
+        f"  output    {summary['output']}",
+        f"  errors    {summary['errors']}",
+    ]
+    print("\n".join(lines), file=stream, flush=True)
+
+
+def save_json(path: str | Path, data: dict) -> None:
+    """Written beside the outputs and replaced atomically, never edited in place."""
+    target = Path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    temporary.replace(target)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole pipeline on the bundled VQAv2 example against the built-in emulator: no key, no cost.
+# Installs what it needs into .venv first. Outputs land in demo_output/.
+set -euo pipefail
+cd "$(dirname "$0")"
+./setup_env.sh requirements.txt
+py=.venv/bin/python
+out=demo_output
+rm -rf "$out" && mkdir -p "$out"
+
+"$py" -m rollkit.emulator --port 0 --seed 7 --answer-key input_data_files/VQAv2/questions.jsonl \
+  >"$out/emulator.log" 2>&1 &
+emulator=$!
+trap 'kill "$emulator" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$out/emulator.log" | head -n1 || true)
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "${url:-}" ] || { echo "the emulator did not start; see $out/emulator.log" >&2; exit 1; }
+echo "emulator at $url"
+# The emulator accepts any key; this one only exists for the demo.
+export OPENAI_API_KEY=demo-key
+
+echo "== reject.py: sample 4 answers per question, score them, keep the best"
+"$py" reject.py --input_file input_data_files/VQAv2/rejection_example.json \
+  --output_file "$out/final_results.jsonl" --generator_model demo-generator --scorer_model demo-judge \
+  --base-url "$url/v1" --answers_per_question 4 --concurrency 8 --min-score 7 \
+  --sft-output "$out/sft.jsonl"
+
+echo
+echo "outputs:"
+echo "  $out/final_results.jsonl   one record per question (generated_answers, generated_scores, best_answer)"
+echo "  $out/sft.jsonl             kept pairs as conversations, ready for SFT"
+echo "  $out/final_results.jsonl.summary.json, .config.json, .journal.jsonl, .errors.jsonl"

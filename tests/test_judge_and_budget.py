@@ -1,0 +1,73 @@
+import pytest
+
+from rollkit.endpoints import EndpointConfigError, load_endpoints_toml, resolve_key
+from rollkit.judge import parse_judge_score
+from rollkit.prompts import render
+from rollkit.ratelimit import Budget, parse_reset
+from rollkit.rejection import select_best, sft_record
+from rollkit.tokens import image_tokens
+
+
+@pytest.mark.parametrize("text,score", [
+    ("7", 7.0), ("Score: 7/10", 7.0), ("**8**", 8.0), ("Score: 6\nThe answer is mostly right.", 6.0),
+    ("score = 9.5 because", 9.5), ("I give it 4/10.", 4.0), ("**Score**: 3", 3.0),
+    ("I cannot rate this.", None), ("", None), (None, None), ("Score: 42", None),
+])
+def test_judge_scores_parse_or_are_null(text, score):
+    assert parse_judge_score(text) == score
+
+
+def test_selection_is_deterministic_and_respects_min_score():
+    assert select_best(["a", "b", "c"], [5, 8, 8], None)["best_index"] == 1
+    assert select_best(["a", "b"], [None, 3], 5)["selected"] is False
+    assert select_best(["a", "b"], [None, None], None)["best_index"] is None
+
+
+def test_sft_record_keeps_human_turns_and_images():
+    record = {"entry_id": "e", "selected": True, "best_answer": "2", "images": ["x.jpg"],
+              "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "old"}]}
+    assert sft_record(record)["conversations"] == [{"from": "human", "value": "q"}, {"from": "gpt", "value": "2"}]
+    assert sft_record({**record, "selected": False}) is None
+
+
+def test_budget_refills_and_waits_exactly():
+    now = [0.0]
+    budget = Budget(60, window=60, clock=lambda: now[0])
+    budget.take(60)
+    assert budget.wait_time(1) == pytest.approx(1.0)
+    now[0] = 0.5
+    assert budget.wait_time(1) == pytest.approx(0.5)
+    budget.observe_remaining(0, age=0, reserved_since=0)
+    assert budget.level() <= 0.5
+
+
+def test_reset_header_formats():
+    assert parse_reset("6m0s") == 360
+    assert parse_reset("120ms") == pytest.approx(0.12)
+    assert parse_reset("1.5s") == 1.5
+    assert parse_reset(None) is None
+
+
+def test_image_tile_rule_matches_openai_examples():
+    assert image_tokens(1024, 1024) == 765
+    assert image_tokens(2048, 4096) == 1105
+    assert image_tokens(4096, 8192, "low") == 85
+
+
+def test_endpoint_file_errors_name_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "e.toml"
+    path.write_text('[[endpoint]]\nname="a"\nkind="azure"\nbase_url="https://x"\ndeployment="d"\nkey_env="K1"\n')
+    [endpoint] = load_endpoints_toml(path)
+    monkeypatch.delenv("K1", raising=False)
+    with pytest.raises(EndpointConfigError, match="K1 is not set"):
+        resolve_key(endpoint)
+    monkeypatch.setenv("K1", "secret-value-123")
+    assert "secret-value-123" not in repr(resolve_key(endpoint))
+    path.write_text('[[endpoint]]\nkind="bogus"\nbase_url="https://x"\n')
+    with pytest.raises(EndpointConfigError, match="e.toml endpoint 1"):
+        load_endpoints_toml(path)
+
+
+def test_templates_substitute_once():
+    text = render("score_candidate", question="{{candidate}}", reference="r", candidate="c")
+    assert "{{candidate}}" in text and "scale from 0 to 10" in text
