@@ -7,9 +7,10 @@
    first, written by ResultLog.append), then times ResultLog.open() (lock, torn-tail check, scan
    of the done ids) against a naive scan that json.loads every line, in the same run. Both read
    the file from the page cache, as a restart right after a crash does.
-2. In a fresh subprocess per size, streams an input JSONL with iter_inputs while building the
-   done set of a ResultLog for the same number of ids (append, close, reopen), and reports the
-   peak RSS; once more with iter_inputs alone, so the cost of the done set shows separately.
+2. In a fresh subprocess per size and mode, streams an input JSONL with iter_inputs and reports
+   the peak RSS: "stream" (iter_inputs and entry_id alone), "first run" (a ResultLog done set
+   built by appending a result per input), "restart" (the done set rebuilt by open(), every
+   input found done). The done set is what grows with the input; the report says how much.
 
 Everything is written under a temporary folder in /tmp, removed at the end.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import resource
 import shutil
@@ -72,16 +74,19 @@ def bench_scan(folder: Path, size_mb: int) -> None:
     mb = path.stat().st_size / 1e6
     print(f"output: {mb:,.0f} MB, {written:,} records of {mb * 1e6 / written:,.0f} B "
           f"(written in {time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     naive = naive_scan(path)
-    naive_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    naive_s, naive_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     with ResultLog(path) as out:
-        fast_s = time.perf_counter() - t0
+        fast_s, fast_cpu = time.perf_counter() - t0, time.process_time() - c0
         assert len(out) == naive == written, (len(out), naive, written)
-    print(f"ResultLog.open():   {fast_s:6.2f} s  {mb / fast_s:7,.0f} MB/s  {written / fast_s:11,.0f} ids/s")
-    print(f"naive json.loads:   {naive_s:6.2f} s  {mb / naive_s:7,.0f} MB/s  {written / naive_s:11,.0f} ids/s")
-    print(f"speed-up: {naive_s / fast_s:.1f}x")
+    print(f"ResultLog.open():   {fast_s:6.2f} s  {mb / fast_s:7,.0f} MB/s  {written / fast_s:11,.0f} ids/s"
+          f"   (CPU {fast_cpu:.2f} s: {mb / fast_cpu:,.0f} MB/s)")
+    print(f"naive json.loads:   {naive_s:6.2f} s  {mb / naive_s:7,.0f} MB/s  {written / naive_s:11,.0f} ids/s"
+          f"   (CPU {naive_cpu:.2f} s: {mb / naive_cpu:,.0f} MB/s)")
+    print(f"speed-up: {naive_s / fast_s:.1f}x wall, {naive_cpu / fast_cpu:.1f}x CPU; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 
 # Peak RSS is VmHWM of /proc/self/status: ru_maxrss would carry the parent's peak over fork+exec.
@@ -95,20 +100,20 @@ def peak_kb():
 inputs, output, mode = sys.argv[1:4]
 idle_kb = peak_kb()
 t0, n, table_bytes = time.perf_counter(), 0, 0
-if mode == "stream":
+if mode == "stream":  # iter_inputs and entry_id alone
     for item in iter_inputs(inputs):
         n += entry_id(item.record) is not None
-else:
+else:  # "first run" appends a result per input; "restart" finds every id done
     with ResultLog(output) as out:
         for item in iter_inputs(inputs):
             eid = entry_id(item.record)
             if eid not in out:
                 out.append({"entry_id": eid, "answer": item.record["answer"]})
-    with ResultLog(output) as out:  # a restart: the done set rebuilt by the scan
         n, table_bytes = len(out), out.index_bytes()
 print(json.dumps({"n": n, "idle_mb": idle_kb / 1024, "peak_mb": peak_kb() / 1024, "table_mb": table_bytes / 2**20,
                   "seconds": time.perf_counter() - t0}))
 """
+MODES = ("stream", "first run", "restart")
 
 
 def input_file(path: Path, n: int) -> Path:
@@ -121,7 +126,8 @@ def input_file(path: Path, n: int) -> Path:
 
 
 def run_child(inputs: Path, output: Path, mode: str) -> dict:
-    output.unlink(missing_ok=True)
+    if mode == "first run":
+        output.unlink(missing_ok=True)
     done = subprocess.run([sys.executable, "-c", CHILD, str(inputs), str(output), mode], cwd=REPO,
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
@@ -131,14 +137,14 @@ def bench_memory(folder: Path, small: int, large: int) -> None:
     results = {}
     for n in (small, large):
         inputs = input_file(folder / f"in_{n}.jsonl", n)
-        for mode in ("stream", "done-set"):
+        for mode in MODES:
             results[n, mode] = r = run_child(inputs, folder / f"out_{n}.jsonl", mode)
             extra = (f", done set {r['table_mb']:.1f} MB = {r['table_mb'] * 2**20 / r['n']:.1f} B/id"
-                     if mode == "done-set" else "")
+                     if r["table_mb"] else "")
             print(f"{n:>9,} inputs, {mode:9}: peak RSS {r['peak_mb']:6.1f} MB (interpreter + imports "
                   f"{r['idle_mb']:.1f} MB), {r['seconds']:.1f} s{extra}")
         inputs.unlink()
-    for mode in ("stream", "done-set"):
+    for mode in MODES:
         ratio = results[large, mode]["peak_mb"] / results[small, mode]["peak_mb"]
         print(f"peak RSS ratio {large:,} / {small:,} inputs, {mode}: {ratio:.2f}")
 

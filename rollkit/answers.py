@@ -8,7 +8,7 @@ function plus one line in ``_DATASET_MODES``. Conventions that hold for every mo
 - An empty (or whitespace-only) prediction or ground truth never counts as correct: 0.
 - Predictions that are not text (None, dicts, bools) score 0; ints and floats are read as their
   decimal text, so ``2`` and ``"2"`` are the same answer.
-- ``parse_answer`` returns None when nothing parses and never raises.
+- ``parse_answer`` returns None when nothing parses; no response text makes it raise.
 """
 
 from __future__ import annotations
@@ -99,20 +99,25 @@ def _unwrap_text(content: str) -> str:
     return wrapped.group(1).strip() if wrapped else content
 
 
+_OPEN_ANSWER = re.compile(r"<\s*correct_answer\s*>", re.IGNORECASE)
+_CLOSE_ANSWER = re.compile(r"<\s*/\s*correct_answer\s*>", re.IGNORECASE)
+
+
 def _correct_answer_inside(text: str) -> str | None:
-    start = text.rfind("<correct_answer>")
-    end = text.find("</correct_answer>", start)
-    if start < 0 or end < 0:
-        return None
-    return text[start + len("<correct_answer>") : end].strip()
+    # The last opening tag decides: if a re-answer was cut off, an earlier answer is not final.
+    openings = list(_OPEN_ANSWER.finditer(text))
+    opening = openings[-1] if openings else None
+    closing = _CLOSE_ANSWER.search(text, opening.end()) if opening else None
+    return text[opening.end() : closing.start()].strip() if opening and closing else None
 
 
 @register_format("correct_answer")
 def correct_answer(text: str) -> str | None:
+    """Inside ``<correct_answer>``: the boxed content if there is a box, else the stripped text."""
     inside = _correct_answer_inside(text)
-    if inside is None:
-        return None
-    return last_boxed(inside) or inside
+    if inside is None or "\\boxed" not in inside:
+        return inside
+    return last_boxed(inside)  # None for a broken box: its raw text is not an answer either
 
 
 @register_format("dvqa_v1_int_only")
@@ -319,13 +324,12 @@ def _to_float(text: str) -> float | None:
 def relaxed_accuracy(pred: str, gt: str, tolerance: float = 0.05) -> int:
     """ChartQA: numbers within 5% of the truth, anything else an exact case-insensitive match."""
     pred_value, gt_value = _to_float(pred), _to_float(gt)
-    # Years are labels, not quantities: 2019 is not "within 5%" of 2020.
-    is_year = re.fullmatch(r"(?:19|20)\d\d", gt) is not None
-    if pred_value is None or gt_value is None or is_year or gt_value == 0:
-        if pred_value is not None and gt_value is not None:
-            return int(pred_value == gt_value)
+    if pred_value is None or gt_value is None:
         return int(pred.casefold() == gt.casefold())
-    return int(abs(pred_value - gt_value) / abs(gt_value) <= tolerance)
+    # Years are labels, not quantities (2019 is not "within 5%" of 2020); only 0 is near 0.
+    if gt_value == 0 or re.fullmatch(r"(?:19|20)\d\d", gt):
+        return int(pred_value == gt_value)
+    return int(abs(pred_value - gt_value) <= tolerance * abs(gt_value))
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -362,13 +366,13 @@ def mc_score(pred: str, gt: str) -> int:
 
 @register_mode("raven_score_integer_only")
 def raven_score_integer_only(pred: str, gt: str) -> int:
-    return int(pred == gt and pred in "12345678" and len(pred) == 1)
+    return int(pred == gt and pred in set("12345678"))
 
 
 @register_mode("raven_score_alphabet_only")
 def raven_score_alphabet_only(pred: str, gt: str) -> int:
     pred, gt = pred.upper(), gt.upper()
-    return int(pred == gt and pred in "ABCDEFGH" and len(pred) == 1)
+    return int(pred == gt and pred in set("ABCDEFGH"))
 
 
 _SMALL_NUMBERS = (
@@ -451,10 +455,10 @@ def math_equal(pred: str, gt: str) -> bool:
         return False
     if threading.current_thread() is threading.main_thread():
         return _math_verify(pred, gt, _MATH_TIMEOUT_S)
-    # math_verify times out with signal.alarm, which only a main thread may set: called from any
-    # other thread with a timeout it fails and reports "not equal". Without one, sympy can hang the
-    # thread (and, holding the GIL, slow every other). So off the main thread the check runs in a
-    # worker process, whose main thread has the alarm, and which is killed if it overruns anyway.
+    # math_verify times out with signal.alarm, which only a main thread may set: from any other
+    # thread, with a timeout it raises (so every answer would score 0) and without one sympy can
+    # hang the thread (holding the GIL, slowing every other). So off the main thread the check runs
+    # in a worker process, whose main thread has the alarm, and which is killed if it overruns.
     with _worker_slots:
         try:
             worker = _idle_workers.get_nowait()

@@ -60,6 +60,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--price-out", type=float, help="dollars per 1M completion tokens (dry run)")
     group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request")
     group.add_argument("--max-attempts", type=int, default=5, help="tries per request on 5xx/timeouts")
+    group.add_argument("--backoff", type=float, default=1.0,
+                       help="first retry wait in seconds; doubles each try, with jitter, up to 30 s")
     group.add_argument("--window-seconds", type=float, default=60.0,
                        help="length of the rate-limit window (60 for real services; the emulator can shrink it)")
     group.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")

@@ -63,9 +63,9 @@ class DigestTable:
 
     _GROW_AT = 64  # average entries per bucket before the bucket count grows 16-fold
 
-    def __init__(self, with_values: bool = False):
+    def __init__(self, with_values: bool = False, expected: int = 0):
         self._width = 24 if with_values else 16
-        self._bits = 8
+        self._bits = max(8, (expected // self._GROW_AT).bit_length())  # sized ahead: no regrowth
         self._buckets: list[bytearray | None] = [None] * (1 << self._bits)
         self._count = 0
 
@@ -87,26 +87,37 @@ class DigestTable:
 
     def add(self, digest: bytes, value: int = 0) -> None:
         """Insert, or replace the value of an existing digest (last write wins)."""
-        entry = digest + value.to_bytes(8, "little") if self._width == 24 else digest
-        index = self._index(digest)
-        bucket = self._buckets[index]
-        if bucket is None:
-            self._buckets[index] = bytearray(entry)
-        elif (at := self._locate(bucket, digest)) != -1:
-            bucket[at:at + self._width] = entry
-            return
-        else:
-            bucket += entry
-        self._count += 1
-        if self._count > self._GROW_AT << self._bits:
-            self._grow()
+        self.update(((digest, value),))
+
+    def update(self, entries: Iterable[tuple[bytes, int]]) -> None:
+        """add() for many (digest, value) pairs: resume scans insert millions, so the loop is inlined."""
+        width, with_values, from_bytes = self._width, self._width == 24, int.from_bytes
+        buckets, shift, limit = self._buckets, 32 - self._bits, self._GROW_AT << self._bits
+        for digest, value in entries:
+            entry = digest + value.to_bytes(8, "little") if with_values else digest
+            index = from_bytes(digest[:4], "big") >> shift
+            bucket = buckets[index]
+            if bucket is None:
+                buckets[index] = bytearray(entry)
+            else:
+                at = bucket.find(digest)
+                while at % width and at != -1:  # a match straddling two entries is not an entry
+                    at = bucket.find(digest, at + 1)
+                if at != -1:
+                    bucket[at:at + width] = entry
+                    continue
+                bucket += entry
+            self._count += 1
+            if self._count > limit:
+                self._grow()
+                buckets, shift, limit = self._buckets, 32 - self._bits, self._GROW_AT << self._bits
 
     def _index(self, digest: bytes) -> int:
         return int.from_bytes(digest[:4], "big") >> (32 - self._bits)
 
     def _locate(self, bucket: bytearray, digest: bytes) -> int:
         at = bucket.find(digest)
-        while at % self._width and at != -1:  # a match straddling two entries is not an entry
+        while at % self._width and at != -1:
             at = bucket.find(digest, at + 1)
         return at
 
@@ -285,9 +296,9 @@ class KeyedLog:
         try:
             self._open_for_append()
             repair_tail(self.path)
-            self._index = DigestTable(self._keep_offsets)
-            for offset, id_ in scan_ids(self.path, self.id_field):
-                self._index.add(id_digest(id_), offset)
+            # lines are rarely under 256 bytes; a wrong guess costs a regrowth, nothing more
+            self._index = DigestTable(self._keep_offsets, expected=self.path.stat().st_size // 256)
+            self._index.update((id_digest(id_), offset) for offset, id_ in scan_ids(self.path, self.id_field))
             self._size = os.fstat(self._fd).st_size
         except BaseException:
             self.close()

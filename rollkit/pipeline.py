@@ -41,7 +41,7 @@ async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem
         journal = stack.enter_context(RequestJournal(journal_path))
         clients = {role: await stack.enter_async_context(ChatClient(
             pool, journal, concurrency=args.concurrency, timeout=args.request_timeout,
-            max_attempts=args.max_attempts)) for role, pool in pools.items()}
+            max_attempts=args.max_attempts, backoff=args.backoff)) for role, pool in pools.items()}
         runner = StageRunner(name, output, concurrency=args.concurrency, retry_failed=args.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())))
         runner.open()

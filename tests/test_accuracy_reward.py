@@ -14,7 +14,9 @@ from rollkit import answers
 from rollkit.answers import anls_similarity, set_llm_judge, vqa_normalize
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = Path("/work/shared/fixtures/vqav2_seed/rollouts_gpt-4.1.jsonl")
+FIXTURE = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vqav2_seed" / "rollouts_gpt-4.1.jsonl"
+)
 ROLLOUTS = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
 
 CHECKS = [
@@ -117,6 +119,9 @@ PARSES = [
     ("correct_answer", "<correct_answer>\n$\\boxed{2}$\n</correct_answer>", "2"),
     ("correct_answer", "<correct_answer> red car </correct_answer>", "red car"),
     ("correct_answer", "<correct_answer> 2", None),
+    ("correct_answer", "<Correct_Answer >3</correct_answer>", "3"),
+    ("correct_answer", "<correct_answer>$\\boxed{2$</correct_answer>", None),  # a broken box is no answer
+    ("correct_answer", "<correct_answer>1</correct_answer> no wait <correct_answer>2", None),
     ("answer_line", "work\n**Answer:** 42\n", "42"),
     ("answer_line", "Answer: 1\nthinking again\nFinal answer: 3", "3"),
     ("answer_line", "no such line", None),

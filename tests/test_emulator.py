@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -55,13 +56,13 @@ SERVERS = {
     # + --answer-key, added by the fixture
     "main": ["--seed", "7", "--judge-garbage", "0", "--require-key", KEY],
     "limits": ["--rpm", "3", "--tpm", "3000", "--window-seconds", "1"],
-    "429": ["--fault-429", "1"],
+    "429": ["--fault-429", "1", "--no-auth"],
     "500": ["--fault-500", "1"],
     "timeout": ["--fault-timeout", "1", "--timeout-sleep", "30"],
     "reset": ["--fault-reset", "1"],
     "malformed": ["--fault-malformed", "1"],
     "content-filter": ["--fault-content-filter", "1"],
-    "length": ["--fault-length", "1"],
+    "length": ["--fault-length", "1", "--latency-ms", "200"],
 }
 
 
@@ -302,7 +303,7 @@ def test_tpm_limit(servers: dict[str, str]) -> None:
 
 
 def test_injected_429_and_5xx(servers: dict[str, str]) -> None:
-    status, headers, raw = post(servers["429"], rollout_body())
+    status, headers, raw = post(servers["429"], rollout_body(), headers={"Authorization": None})  # --no-auth
     assert status == 429 and int(headers["retry-after-ms"]) > 0 and headers["retry-after"]
     assert assert_error_shape(raw, "rate_limit_exceeded")["type"] == "requests"
     for seed in range(3):
@@ -331,6 +332,15 @@ def test_malformed_and_length_faults(servers: dict[str, str]) -> None:
     assert "<correct_answer>" not in cut.message.content and full.finish_reason == "stop"
     limited = chat(servers["main"], rollout_body(seed=5, max_tokens=20)).choices[0]
     assert limited.finish_reason == "length" and len(limited.message.content or "") < 150
+
+
+def test_latency_does_not_serialize_requests(servers: dict[str, str]) -> None:
+    start = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(lambda s: post(servers["length"], rollout_body(seed=s))[0], range(10)))
+    elapsed = time.monotonic() - start
+    # Each waits 100-300 ms; one after the other would take at least 1 s.
+    assert statuses == [200] * 10 and 0.1 <= elapsed < 1.0
 
 
 def test_content_filter_fault_has_both_behaviours(servers: dict[str, str]) -> None:

@@ -1,6 +1,7 @@
 """The request journal: paid responses survive restarts, are found by key, and nothing else is stored."""
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -92,8 +93,6 @@ def test_digest_table_grows_and_keeps_values():
 
 
 def test_offsets_are_right_across_read_chunks(tmp_path):
-    import random
-
     rng, path = random.Random(3), tmp_path / "journal.jsonl"
     sizes = [rng.choice([0, 10, 1000, 70_000, 200_000]) for _ in range(120)]
     with RequestJournal(path) as journal:

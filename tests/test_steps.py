@@ -5,7 +5,9 @@ import pytest
 
 from rollkit.steps import Solution, parse_solution, render_solution, step_prefix
 
-FIXTURE = Path("/work/shared/fixtures/vqav2_seed/rollouts_gpt-4.1.jsonl")
+FIXTURE = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vqav2_seed" / "rollouts_gpt-4.1.jsonl"
+)
 ROLLOUTS = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
 
 GOOD = (

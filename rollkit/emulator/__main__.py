@@ -1,7 +1,7 @@
 """Run a local OpenAI/Azure-compatible chat-completions server with synthetic, seeded answers.
 
     python -m rollkit.emulator --port 8000 --seed 1 --rpm 500 --tpm 200000 \\
-        --answer-key input_data_files/vqav2/questions.jsonl --fault-500 0.02 --latency-ms 300
+        --answer-key input_data_files/VQAv2/questions.jsonl --fault-500 0.02 --latency-ms 300
 
 then point any client at http://127.0.0.1:8000/v1 (OpenAI, `Authorization: Bearer <any key>`) or
 http://127.0.0.1:8000/openai/deployments/<name>/chat/completions?api-version=2024-10-21 (Azure,

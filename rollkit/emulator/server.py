@@ -9,6 +9,9 @@ Routes (all on 127.0.0.1):
 * ``GET /_emulator/stats`` (``?keys=0`` leaves out `completed_by_key`), ``POST /_emulator/reset``:
   counters for tests (see `stats.py`); no auth.
 
+A request that sets `max_tokens`/`max_completion_tokens` below the answer's length gets the answer
+cut there with `finish_reason: "length"`, as a real server does. `stream: true` is refused (400).
+
 Any non-empty key is accepted unless ``--require-key`` names the one key to accept. Keys are never
 logged or echoed. RPM/TPM limits apply per model name (OpenAI path) or per deployment (Azure path),
 as the real services do, so one emulator can stand in for several endpoints.
@@ -49,6 +52,7 @@ class _Outcome:
     """What the stats need to know about one chat request once it is answered."""
 
     key: str | None = None
+    attempt: int = 0
     completed: bool = False
     reset: bool = False
 
@@ -119,16 +123,17 @@ class Emulator:
         model = str(body.get("model") or deployment or "default")
         n = int(body.get("n") or 1)
         key = outcome.key = request_key(body)
-        attempt = self.stats.next_attempt(key)
+        attempt = outcome.attempt = self.stats.next_attempt(key)
         plan = faults.draw(self.config.faults, random.Random(seed_from(key, self.config.seed, "fault", attempt)))
         if plan.kind:
             self.stats.faults[plan.kind] += 1
+            log.info("injecting %s into request %s (attempt %d)", plan.kind, key[:12], attempt)
         prompt_tokens = count_prompt_tokens(body)
         cost = prompt_tokens + (max_output_tokens(body) or DEFAULT_MAX_TOKENS) * n
         limiter = self.limiter(("azure", deployment) if deployment is not None else ("openai", model))
         decision = limiter.snapshot() if plan.kind == "rate_limit" else limiter.admit(cost)
         if plan.kind == "rate_limit" or not decision.allowed:
-            return self._rate_limited(limiter, decision, model, cost)
+            return self._rate_limited(limiter, decision, model, cost, injected=plan.kind == "rate_limit")
         headers = dict(decision.headers)
         headers["x-request-id"] = f"req_{seed_from(key, attempt):016x}"
         if self.config.latency_ms > 0:
@@ -149,7 +154,8 @@ class Emulator:
         if plan.kind == "timeout":
             await asyncio.sleep(self.config.timeout_sleep)
         choices = self._choices(body, key, plan)
-        completion_id = f"chatcmpl-emu{key[:24]}"
+        # Unique per attempt like a real id, yet the same in every run with the same inputs.
+        completion_id = f"chatcmpl-emu{seed_from(key, outcome.attempt, 'id'):016x}"
         payload = completion_object(completion_id, f"emulator/{model}", choices, prompt_tokens, self.fingerprint)
         if plan.kind == "malformed":
             self.stats.malformed += 1
@@ -176,12 +182,14 @@ class Emulator:
                 out.append(Choice(content, "stop", keep))
         return out
 
-    def _rate_limited(self, limiter: RateLimiter, decision: Decision, model: str, cost: int) -> web.Response:
+    def _rate_limited(self, limiter: RateLimiter, decision: Decision, model: str, cost: int,
+                      injected: bool) -> web.Response:
         """429 for a refused (or injected) request; it takes no budget."""
         kind = decision.limited_by or "requests"
         bucket = limiter.requests if kind == "requests" else limiter.tokens
-        # An injected 429 with room in the budget still asks for a short pause: one emulated second.
-        retry = max(decision.retry_after_s, self.config.window_seconds / 60)
+        retry = decision.retry_after_s
+        if injected:  # the budget has room, yet the client must pause: one emulated second
+            retry = max(retry, self.config.window_seconds / 60)
         label = "RPM" if kind == "requests" else "TPM"
         requested = 1 if kind == "requests" else cost
         if decision.too_large:

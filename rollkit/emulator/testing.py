@@ -47,8 +47,13 @@ def run_emulators(*arg_lists: Sequence[str], startup_timeout: float = STARTUP_TI
     """Start one emulator per argument list, all at once; yield their base URLs in the same order."""
     with ExitStack() as stack:
         started = [stack.enter_context(_process(args)) for args in arg_lists]
-        deadline = time.monotonic() + startup_timeout
-        yield [_wait_for_url(proc, lines, stderr, deadline) for proc, lines, stderr in started]
+        try:
+            deadline = time.monotonic() + startup_timeout
+            yield [_wait_for_url(proc, lines, stderr, deadline) for proc, lines, stderr in started]
+        finally:
+            for proc, _, _ in started:  # signal all first, so they shut down in parallel
+                if proc.poll() is None:
+                    proc.terminate()
 
 
 @contextmanager
