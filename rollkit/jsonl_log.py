@@ -91,21 +91,18 @@ class DigestTable:
 
     def update(self, entries: Iterable[tuple[bytes, int]]) -> None:
         """add() for many (digest, value) pairs: resume scans insert millions, so the loop is inlined."""
-        width, with_values, from_bytes = self._width, self._width == 24, int.from_bytes
+        width, with_values, locate = self._width, self._width == 24, self._locate
         buckets, shift, limit = self._buckets, 32 - self._bits, self._GROW_AT << self._bits
         for digest, value in entries:
             entry = digest + value.to_bytes(8, "little") if with_values else digest
-            index = from_bytes(digest[:4], "big") >> shift
+            index = int.from_bytes(digest[:4], "big") >> shift
             bucket = buckets[index]
             if bucket is None:
                 buckets[index] = bytearray(entry)
+            elif (at := locate(bucket, digest)) != -1:
+                bucket[at:at + width] = entry
+                continue
             else:
-                at = bucket.find(digest)
-                while at % width and at != -1:  # a match straddling two entries is not an entry
-                    at = bucket.find(digest, at + 1)
-                if at != -1:
-                    bucket[at:at + width] = entry
-                    continue
                 bucket += entry
             self._count += 1
             if self._count > limit:
@@ -117,7 +114,7 @@ class DigestTable:
 
     def _locate(self, bucket: bytearray, digest: bytes) -> int:
         at = bucket.find(digest)
-        while at % self._width and at != -1:
+        while at % self._width and at != -1:  # a match straddling two entries is not an entry
             at = bucket.find(digest, at + 1)
         return at
 
@@ -128,11 +125,8 @@ class DigestTable:
         for bucket in filter(None, old):
             for at in range(0, len(bucket), width):
                 entry = bytes(bucket[at:at + width])
-                target = self._buckets[self._index(entry)]
-                if target is None:
-                    self._buckets[self._index(entry)] = bytearray(entry)
-                else:
-                    target += entry
+                index = self._index(entry)
+                self._buckets[index] = (self._buckets[index] or bytearray()) + entry
 
 
 def acquire_lock(path: Path, label: str) -> int:
