@@ -1,4 +1,4 @@
-"""Rejection sampling end to end: sample N candidates, score each with a judge, keep the best.
+r"""Rejection sampling end to end: sample N candidates, score each with a judge, keep the best.
 
     python reject.py --input_file data/input.json --output_file data/final_results.jsonl \
         --cache_file data/sampling_cache.jsonl --generator_model gen-model --scorer_model judge-model \

@@ -1,4 +1,4 @@
-"""Sample N candidate answers per question (stage 1 of rejection sampling).
+r"""Sample N candidate answers per question (stage 1 of rejection sampling).
 
     python sampling.py --input_file data/input.json --output_file data/sampled.jsonl \
         --model_name my-model --port 31415 --concurrent_requests 10 --answers_per_question 10

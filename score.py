@@ -1,4 +1,4 @@
-"""Score every sampled candidate with a judge model (stage 2 of rejection sampling).
+r"""Score every sampled candidate with a judge model (stage 2 of rejection sampling).
 
     python score.py --input_file data/sampled.jsonl --output_file data/scored.jsonl \
         --model_name judge-model --api_port 31415 --concurrency 10

@@ -3,7 +3,7 @@
 A restarted stage asks the journal first and replays what is there instead of paying again.
 The file is JSONL of `{"key": <request_key>, "response": {...}}` (plus `"request"` when the
 caller passes it). It holds exactly what the caller passes and nothing else: callers must not
-pass headers or keys. In memory only `key -> byte offset` is kept (about 24 bytes an entry), so
+pass headers or keys. In memory only `key -> byte offset` is kept (about 25-32 bytes an entry), so
 a journal of millions of responses stays small; `get` reads the one line it needs.
 
 One process and one thread of writes (an asyncio loop) at a time: the lock refuses a second

@@ -54,14 +54,17 @@ def id_digest(id_: str) -> bytes:
 
 
 class DigestTable:
-    """A set of 16-byte digests, each optionally mapped to an int, at about 18-30 bytes an entry.
+    """A set of 16-byte digests, each optionally mapped to an int, at about 17-22 bytes an entry
+    (25-32 with values).
 
     Entries are packed into bytearray buckets chosen by the leading bits of the digest (digests
     are uniform); buckets are searched with bytes.find. A Python set of bytes would cost ~100 bytes
     an entry, which matters for journals of tens of millions of responses.
     """
 
-    _GROW_AT = 64  # average entries per bucket before the bucket count grows 16-fold
+    # average entries per bucket before the bucket count grows 16-fold: buckets of a few KB are
+    # still searched in well under a microsecond, and fragment the heap less than many tiny ones
+    _GROW_AT = 256
 
     def __init__(self, with_values: bool = False, expected: int = 0):
         self._width = 24 if with_values else 16
@@ -290,8 +293,8 @@ class KeyedLog:
         try:
             self._open_for_append()
             repair_tail(self.path)
-            # lines are rarely under 256 bytes; a wrong guess costs a regrowth, nothing more
-            self._index = DigestTable(self._keep_offsets, expected=self.path.stat().st_size // 256)
+            # a guess of ~1 KB a line; a wrong guess costs one regrowth, nothing more
+            self._index = DigestTable(self._keep_offsets, expected=self.path.stat().st_size // 1024)
             self._index.update((id_digest(id_), offset) for offset, id_ in scan_ids(self.path, self.id_field))
             self._size = os.fstat(self._fd).st_size
         except BaseException:

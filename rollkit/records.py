@@ -164,7 +164,7 @@ def validate_record(record: Any) -> str | None:
 def resolve_image_path(ref: str, source_file: str | Path) -> Path:
     """Where an image reference points: absolute paths as they are, others from the input file's folder.
 
-    URLs and data URLs are not paths; callers check for them first.
+    `~` is expanded. URLs and data URLs are not paths; callers check for them first.
     """
     path = Path(ref).expanduser()
     return path if path.is_absolute() else Path(source_file).parent / path
@@ -343,7 +343,7 @@ def _to_item(raw: InputItem | tuple[str, int, Any]) -> InputItem:
     if isinstance(raw, InputItem):
         return raw
     source, number, value = raw
-    if isinstance(value, bytes):
+    if isinstance(value, bytes):  # a JSONL line, parsed only now that it is inside start/end
         return _parse_line(source, number, value)
     problem = validate_record(value)
     if problem:

@@ -63,7 +63,7 @@ def count_messages(messages: list[dict], model: str | None, image_size: SizeLook
     """Prompt tokens of a chat request; `image_size` maps an image URL to its pixel size."""
     total = TOKENS_PER_REPLY
     for message in messages:
-        total += TOKENS_PER_MESSAGE
+        total += TOKENS_PER_MESSAGE + count_text(str(message.get("role", "")), model)
         for part in _content_parts(message.get("content")):
             if part.get("type") == "text":
                 total += count_text(part.get("text", ""), model)

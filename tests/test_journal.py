@@ -80,13 +80,14 @@ def test_one_writer_at_a_time(tmp_path):
         RequestJournal(path).open()
 
 
-def test_digest_table_grows_and_keeps_values():
+def test_digest_table_grows_and_keeps_values(monkeypatch):
+    monkeypatch.setattr(DigestTable, "_GROW_AT", 2)  # regrow the buckets twice on the way
     table = DigestTable(with_values=True)
-    digests = [id_digest(f"id-{i}") for i in range(40_000)]  # enough to regrow the buckets
+    digests = [id_digest(f"id-{i}") for i in range(20_000)]
     for i, digest in enumerate(digests):
         table.add(digest, i)
     table.add(digests[5], 123)
-    assert len(table) == 40_000
+    assert len(table) == 20_000 and table._bits == 16
     assert [table.get(d) for d in digests[:7]] == [0, 1, 2, 3, 4, 123, 6]
     assert all(d in table for d in digests) and id_digest("other") not in table
     assert id_digest("a" * 32) == bytes.fromhex("a" * 32) and id_digest("A" * 32) != id_digest("a" * 32)

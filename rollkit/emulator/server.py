@@ -134,6 +134,7 @@ class Emulator:
         decision = limiter.snapshot() if plan.kind == "rate_limit" else limiter.admit(cost)
         if plan.kind == "rate_limit" or not decision.allowed:
             return self._rate_limited(limiter, decision, model, cost, injected=plan.kind == "rate_limit")
+        self.stats.tokens_billed += cost
         headers = dict(decision.headers)
         headers["x-request-id"] = f"req_{seed_from(key, attempt):016x}"
         if self.config.latency_ms > 0:

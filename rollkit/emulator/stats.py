@@ -35,6 +35,8 @@ class Stats:
         self.completed_by_key: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.malformed = 0
+        # Tokens charged against TPM by admitted requests (prompt + max tokens x n), for benchmarks.
+        self.tokens_billed = 0
         # How often each key was received (any outcome): the attempt number that seeds fault draws.
         self.attempts: Counter[str] = Counter()
 
@@ -59,6 +61,7 @@ class Stats:
             "duplicates": sum(1 for count in self.completed_by_key.values() if count > 1),
             "faults": dict(self.faults),
             "malformed": self.malformed,
+            "tokens_billed": self.tokens_billed,
         }
         if with_keys:
             out["completed_by_key"] = dict(self.completed_by_key)
