@@ -75,14 +75,21 @@ class RequestStats:
     completion_tokens: int = 0
 
 
-def result_from_response(data: dict, replayed: bool = False) -> ChatResult:
-    """Turn a chat.completion body into a result; refusals, cut-offs and empty replies are failures."""
+def result_from_response(data: dict, replayed: bool = False, per_choice: bool = False) -> ChatResult:
+    """Turn a chat.completion body into a result; refusals, cut-offs and empty replies are failures.
+
+    With `per_choice`, the caller judges each choice by its finish reason (Monte-Carlo samples: a
+    cut-off sample simply reached no answer), so the result fails only when every choice was filtered.
+    """
     choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
     texts = [((c.get("message") or {}).get("content") or "") for c in choices]
     reasons = [c.get("finish_reason") for c in choices]
     result = ChatResult(True, texts, reasons, model=data.get("model"), usage=data.get("usage"),
                         replayed=replayed)
-    if "content_filter" in reasons:
+    if per_choice:
+        if all(reason == "content_filter" for reason in reasons):
+            result.ok, result.reason, result.message = False, "content_filter", "every choice was filtered"
+    elif "content_filter" in reasons:
         result.ok, result.reason, result.message = False, "content_filter", "the reply was filtered"
     elif "length" in reasons:
         result.ok, result.reason = False, "length"
@@ -135,21 +142,24 @@ class ChatClient:
         if self._session:
             await self._session.close()
 
-    async def complete(self, body: dict, sample_index: int = 0) -> ChatResult:
-        """One chat completion, replayed from the journal when it was already paid for."""
+    async def complete(self, body: dict, sample_index: int = 0, *, per_choice: bool = False) -> ChatResult:
+        """One chat completion, replayed from the journal when it was already paid for.
+
+        `per_choice`: see result_from_response; a reply with some cut-off or filtered choices is
+        then usable, and journaled, instead of failing as a whole."""
         key = request_key(body, sample_index)
         if self.journal is not None:
             stored = self.journal.get(key)
             if stored is not None:
                 self.stats.replayed += 1
-                return result_from_response(stored, replayed=True)
+                return result_from_response(stored, replayed=True, per_choice=per_choice)
         cost = count_messages(body["messages"], body.get("model"), image_size) + completion_allowance(body)
         try:
             data = await self._send_with_retries(body, cost)
         except (TransientError, PermanentError) as exc:
             self.stats.failed += 1
             return ChatResult(False, reason=exc.reason, message=redact(str(exc)))
-        result = result_from_response(data)
+        result = result_from_response(data, per_choice=per_choice)
         if result.ok and self.journal is not None:
             self.journal.put(key, data)
         return result

@@ -39,6 +39,7 @@ class Endpoint:
     rpm: float = 0
     tpm: float = 0
     window_seconds: float = 60.0
+    supports_n: bool = True  # several choices per request (`n`); false makes rollout.py send one each
     api_key: str | None = field(default=None, repr=False)
 
     def chat_url(self) -> str:
@@ -57,10 +58,17 @@ class Endpoint:
         return headers
 
     def shape_body(self, body: dict) -> dict:
-        """The body as this endpoint wants it: Azure routes by deployment, the others by model."""
-        if self.kind == "azure":
-            return {**body, "model": self.deployment}
-        return {**body, "model": self.model or body.get("model")}
+        """The body as this endpoint wants it: Azure routes by deployment, the others by model.
+
+        A body ending with an assistant message asks for that message to be continued. OpenAI and
+        Azure take it as a prefix as it is; vLLM and SGLang would open a new assistant turn after it
+        unless told to continue the final message instead.
+        """
+        shaped = {**body, "model": self.deployment if self.kind == "azure" else self.model or body.get("model")}
+        messages = body.get("messages") or []
+        if self.kind == "local" and messages and messages[-1].get("role") == "assistant":
+            shaped.update(continue_final_message=True, add_generation_prompt=False)
+        return shaped
 
     def describe(self) -> str:
         target = self.deployment if self.kind == "azure" else self.model

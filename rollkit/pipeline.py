@@ -15,7 +15,7 @@ from .endpoints import EndpointPool
 from .images import image_size
 from .journal import RequestJournal
 from .records import InputItem
-from .stage import Process, StageRunner, print_summary, record_id, save_json
+from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
 from .tokens import completion_allowance, count_messages
 
 # Dollars per 1M tokens (prompt, completion), list prices; override with --price-in/--price-out.
@@ -35,15 +35,18 @@ def merged_stats(clients: list[ChatClient]) -> RequestStats:
 
 async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem], output: str,
                   pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
-                  journal_path: str | Path) -> dict:
-    """Run one stage to the end; returns its summary (also printed and saved)."""
+                  journal_path: str | Path, *, id_field: str = "entry_id", units: Units | None = None) -> dict:
+    """Run one stage to the end; returns its summary (also printed and saved).
+
+    `id_field` and `units` let a stage write several records per input (see StageRunner)."""
     async with AsyncExitStack() as stack:
         journal = stack.enter_context(RequestJournal(journal_path))
         clients = {role: await stack.enter_async_context(ChatClient(
             pool, journal, concurrency=args.concurrency, timeout=args.request_timeout,
             max_attempts=args.max_attempts, backoff=args.backoff)) for role, pool in pools.items()}
         runner = StageRunner(name, output, concurrency=args.concurrency, retry_failed=args.retry_failed,
-                             request_stats=lambda: merged_stats(list(clients.values())))
+                             request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
+                             units=units)
         runner.open()
         stack.callback(runner.close)
         save_json(f"{output}.config.json", {"stage": name, **vars(args)})

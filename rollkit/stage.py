@@ -3,6 +3,10 @@ each result as soon as it is finished, show progress, and end with a summary.
 
 A stage supplies one coroutine, `process(item, entry_id) -> Outcome`; everything about resuming,
 errors, duplicates and counting lives here once.
+
+A stage that writes several records per input (rollout.py: one per rollout) gives `units`, which
+names the sub-ids of an entry (`<entry_id>:r0`, ...), and `id_field`, the output field they key.
+Each unit is then processed, written and resumed on its own: `process(item, unit_id)`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from tqdm import tqdm
 
 from .client import FatalEndpointError, RequestStats
 from .images import ImageError
-from .jsonl_log import ResultLog, error_log_for
+from .jsonl_log import DigestTable, ResultLog, error_log_for, id_digest
 from .records import InputItem, entry_id
 
 log = logging.getLogger("rollkit")
@@ -56,21 +60,24 @@ def record_id(record: dict) -> str:
 
 
 Process = Callable[[InputItem, str], Awaitable[Outcome]]
+Units = Callable[[str], list[str]]
 
 
 class StageRunner:
     """Runs `process` over a stream of inputs into `<output>` and `<output>.errors.jsonl`."""
 
     def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
-                 request_stats: Callable[[], RequestStats] | None = None) -> None:
+                 request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
+                 units: Units | None = None) -> None:
         self.name = name
-        self.output = ResultLog(output)
+        self.output = ResultLog(output, id_field=id_field)
+        self.units = units
         self.errors = error_log_for(output)
         self.concurrency = max(1, concurrency)
         self.retry_failed = retry_failed
         self.request_stats = request_stats or RequestStats
         self.counts = StageCounts()
-        self._this_run: set[str] = set()
+        self._this_run = DigestTable()  # ids taken this run, as compact digests: memory stays flat
         self._started = time.monotonic()
 
     def open(self) -> StageRunner:
@@ -85,7 +92,7 @@ class StageRunner:
         self.errors.close()
 
     def _forget_failures(self) -> None:
-        incomplete = [r["entry_id"] for r in self.output.iter_records() if r.get("incomplete")]
+        incomplete = [r[self.output.id_field] for r in self.output.iter_records() if r.get("incomplete")]
         failed = [r["error_key"] for r in self.errors.iter_records()]
         removed = self.output.drop(incomplete) + self.errors.drop(failed)
         log.info("--retry-failed: %d incomplete or failed records will be redone", removed)
@@ -99,9 +106,10 @@ class StageRunner:
                     eid = self._admit(item)
                     if eid is None:
                         continue
-                    while len(pending) >= self.concurrency:
-                        pending = await self._collect(pending)
-                    pending.add(asyncio.create_task(self._run_one(process, item, eid)))
+                    for unit in self._todo(eid):
+                        while len(pending) >= self.concurrency:
+                            pending = await self._collect(pending)
+                        pending.add(asyncio.create_task(self._run_one(process, item, eid, unit)))
                 while pending:
                     pending = await self._collect(pending)
             finally:
@@ -119,14 +127,20 @@ class StageRunner:
                             reason="bad_input", message=item.error)
             return None
         eid = record_id(item.record)
-        if eid in self._this_run:
+        digest = id_digest(eid)
+        if digest in self._this_run:
             self.counts.duplicates += 1
             return None
-        self._this_run.add(eid)
-        if eid in self.output or eid in self.errors:
+        self._this_run.add(digest)
+        if not self._todo(eid):
             self.counts.already_done += 1
             return None
         return eid
+
+    def _todo(self, eid: str) -> list[str]:
+        """The units of an entry not yet written or failed (the entry itself when there are no units)."""
+        units = self.units(eid) if self.units else [eid]
+        return [unit for unit in units if unit not in self.output and unit not in self.errors]
 
     async def _collect(self, pending: set[asyncio.Task]) -> set[asyncio.Task]:
         done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -134,9 +148,9 @@ class StageRunner:
             task.result()  # a fatal error (bad credentials) stops the run here
         return pending
 
-    async def _run_one(self, process: Process, item: InputItem, eid: str) -> None:
+    async def _run_one(self, process: Process, item: InputItem, eid: str, unit: str) -> None:
         try:
-            outcome = await process(item, eid)
+            outcome = await process(item, unit)
         except FatalEndpointError:
             raise
         except ImageError as exc:
@@ -144,19 +158,22 @@ class StageRunner:
         except Exception as exc:  # a bug must not sink a days-long run; it is recorded with its type
             log.exception("%s: unexpected error", item.location)
             outcome = Outcome(error_reason="internal_error", message=f"{type(exc).__name__}: {exc}")
-        self._write(item, eid, outcome)
+        self._write(item, eid, unit, outcome)
 
-    def _write(self, item: InputItem, eid: str, outcome: Outcome) -> None:
+    def _write(self, item: InputItem, eid: str, unit: str, outcome: Outcome) -> None:
         if outcome.record is not None:
-            self.output.append({**item.record, **outcome.record, "entry_id": eid,
+            self.output.append({**item.record, **outcome.record, "entry_id": eid, self.output.id_field: unit,
                                 "incomplete": outcome.incomplete})
             self.counts.written += 1
             self.counts.incomplete += outcome.incomplete
         else:
             if outcome.error_reason == "bad_image":
                 log.warning("%s", outcome.message)
+            # A unit's failure is keyed by the unit's id, so its siblings still run; ErrorLog.add
+            # keys by entry_id unless the extra fields (which come last) name the key.
+            unit_key = {} if unit == eid else {"error_key": unit, self.output.id_field: unit}
             self.errors.add(entry_id=eid, source=item.source, line=item.line, stage=self.name,
-                            reason=outcome.error_reason, message=outcome.message)
+                            reason=outcome.error_reason, message=outcome.message, **unit_key)
             self.counts.failed += 1
             self.counts.failures[outcome.error_reason] += 1
         self._show_progress()

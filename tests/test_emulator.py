@@ -406,7 +406,7 @@ def test_stats_count_duplicates(servers: dict[str, str]) -> None:
     assert stats["completed_by_key"] == {request_key(first): 2, request_key(second): 1}
     reset_stats(base)
     assert get_stats(base, with_keys=False) == {"requests": 0, "by_status": {}, "completed": 0, "duplicates": 0,
-                                                "faults": {}, "malformed": 0}
+                                                "faults": {}, "malformed": 0, "tokens_billed": 0}
 
 
 def test_openai_sdk_client(servers: dict[str, str]) -> None:
