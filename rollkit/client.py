@@ -168,7 +168,7 @@ class ChatClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(initial=self.backoff, max=30.0),
+            wait=wait_exponential_jitter(multiplier=self.backoff, max=30.0, jitter=self.backoff),
             before_sleep=self._count_retry,
             reraise=True,
         )

@@ -41,6 +41,8 @@ class Endpoint:
     window_seconds: float = 60.0
     supports_n: bool = True  # several choices per request (`n`); false makes rollout.py send one each
     api_key: str | None = field(default=None, repr=False)
+    # Batch API enqueued-token quota of this deployment/model (None: unknown, rely on refusals)
+    enqueued_tokens: int | None = None
 
     def chat_url(self) -> str:
         if self.kind == "azure":
@@ -113,7 +115,8 @@ def _check(endpoint: Endpoint, where: str) -> Endpoint:
 
 
 def load_endpoints_toml(path: str | Path, default_model: str | None = None) -> list[Endpoint]:
-    """`[[endpoint]]` tables with name, kind, base_url, model/deployment, api_version, key_env, rpm, tpm."""
+    """`[[endpoint]]` tables with name, kind, base_url, model/deployment, api_version, key_env, rpm, tpm,
+    enqueued_tokens (Batch API quota)."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -26,7 +26,16 @@ class LoadedImage:
 
 
 # Keyed by the data URL string itself: the string caches its own hash, so lookups stay cheap.
+# Bounded like load_image's cache: every key pins a whole data URL, so an unbounded dict would
+# hold every image of a run in memory.
 _SIZES: dict[str, tuple[int, int]] = {}
+_SIZES_MAX = 4096
+
+
+def _remember_size(url: str, size: tuple[int, int]) -> None:
+    if len(_SIZES) >= _SIZES_MAX:
+        del _SIZES[next(iter(_SIZES))]  # oldest first: dicts keep insertion order
+    _SIZES[url] = size
 
 
 @lru_cache(maxsize=4096)
@@ -47,7 +56,7 @@ def load_image(path: str, max_side: int | None = None) -> LoadedImage:
         raise ImageError(f"image unreadable: {path} ({type(exc).__name__})") from exc
     mime = _MIME.get(fmt, "image/png")
     url = f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
-    _SIZES[url] = (width, height)
+    _remember_size(url, (width, height))
     return LoadedImage(url, width, height)
 
 
@@ -68,5 +77,5 @@ def image_size(url: str) -> tuple[int, int] | None:
                 size = image.size
         except (ValueError, OSError, UnidentifiedImageError):
             return None
-        _SIZES[url] = size
+        _remember_size(url, size)
     return size

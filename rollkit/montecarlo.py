@@ -1,0 +1,355 @@
+"""Rollouts with Monte-Carlo step scores: structured solutions, and for each step the share of
+continuations from it that still reach the right answer.
+
+One rollout is one unit of work (`rollout_id = f"{entry_id}:r{k}"`): it is generated, parsed into
+steps (`rollkit.steps`), scored, and written on its own, so a restart never redoes a finished one.
+
+- Generation: with `n`, the K rollouts of a question are the K choices of one request (the prompt
+  and image are paid once); without, one request per rollout.
+- A step is scored from the prefix that ends with it: N continuations are sampled (one request with
+  `n=N`, or N requests), each answer is read with `parse_answer` and checked with `check_answer`.
+  A continuation is an assistant message holding the prefix, after a user turn that says to carry
+  on; `Endpoint.shape_body` adds vLLM's `continue_final_message` for local servers.
+- Every body is deterministic (a `seed` derived from the entry id), so the request journal replays
+  a restarted run exactly. Identical requests in flight at once are sent once (`SharedCalls`).
+- `exhaustive` measures every step. `binary-search` finds the first step whose score is zero with
+  O(log steps) probes, as OmegaPRM does: a rollout that reached the right answer needs no probe
+  (each of its prefixes led to the answer at least once), and a wrong one is known to fail from its
+  full prefix, so the search runs over the steps before its last. Unmeasured steps are filled in
+  (`measured: false`): 0.0 from the first zero on, else the score of the next measured step (1.0 when
+  nothing after them was measured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+from .answers import check_answer, parse_answer
+from .client import ChatClient, ChatResult
+from .journal import request_key
+from .messages import image_parts, question_text, reference_answers
+from .prompts import render
+from .rejection import sample_seed
+from .stage import Outcome
+from .steps import Solution, parse_solution, step_prefix
+
+MC_MODES = ("exhaustive", "binary-search")
+_IMAGE_TOKEN = re.compile(r"<image>\s*")
+
+
+@dataclass(frozen=True)
+class RolloutParams:
+    model: str
+    num_rollouts: int = 4
+    num_mc: int = 16
+    mc_mode: str = "exhaustive"
+    answer_format: str = "correct_answer"
+    scoring_modes: tuple[str, ...] = ("vqa_score",)
+    max_perception_steps: int = 10
+    max_reasoning_steps: int = 10
+    temperature: float = 1.0
+    max_tokens: int = 2048
+    use_n: bool = True
+    seeded: bool = True
+    max_image_side: int | None = None
+
+
+class Request(NamedTuple):
+    body: dict
+    sample_index: int
+    choice: int = 0  # which choice of the reply is this rollout's
+
+
+def rollout_id(eid: str, k: int) -> str:
+    return f"{eid}:r{k}"
+
+
+def split_rollout_id(unit: str) -> tuple[str, int]:
+    eid, _, k = unit.rpartition(":r")
+    return eid, int(k)
+
+
+def rollout_units(num_rollouts: int) -> Callable[[str], list[str]]:
+    """The StageRunner's units: the rollout ids of an entry."""
+    return lambda eid: [rollout_id(eid, k) for k in range(num_rollouts)]
+
+
+# ---------------------------------------------------------------- request bodies
+
+
+def rollout_messages(record: dict, source: str, params: RolloutParams) -> list[dict]:
+    """The structured-solution prompt with the question, and the images as data URLs."""
+    question = _IMAGE_TOKEN.sub("", question_text(record)).strip()
+    prompt = render("rollout", question=question, max_perception_steps=str(params.max_perception_steps),
+                    max_reasoning_steps=str(params.max_reasoning_steps))
+    images = image_parts(record, source, params.max_image_side)
+    return [{"role": "user", "content": [{"type": "text", "text": prompt}, *images]}]
+
+
+def continuation_messages(messages: list[dict], prefix: str) -> list[dict]:
+    """The rollout prompt, an instruction to carry on, and the prefix as the assistant's own words.
+
+    The instruction comes after the image, so the prompt and image stay a common prefix of every
+    request about this question (servers that cache prompt prefixes bill them once)."""
+    user = messages[-1]
+    content = [*user["content"], {"type": "text", "text": render("rollout_continue").strip()}]
+    return [*messages[:-1], {**user, "content": content}, {"role": "assistant", "content": prefix}]
+
+
+def _base_body(messages: list[dict], params: RolloutParams) -> dict:
+    return {"model": params.model, "messages": messages, "temperature": params.temperature,
+            "max_tokens": params.max_tokens}
+
+
+def _sampled(base: dict, count: int, eid: str, label: str, params: RolloutParams) -> list[Request]:
+    """`count` samples of one request: one body with `n`, or `count` bodies with their own seeds."""
+    if params.use_n:
+        body = {**base, "n": count}
+        if params.seeded:
+            body["seed"] = sample_seed(eid, label)
+        return [Request(body, 0, choice) for choice in range(count)]
+    requests = []
+    for index in range(count):
+        body = dict(base)
+        if params.seeded:
+            body["seed"] = sample_seed(eid, f"{label}{index}")
+        requests.append(Request(body, index))
+    return requests
+
+
+def generation_request(messages: list[dict], eid: str, k: int, params: RolloutParams) -> Request:
+    return _sampled(_base_body(messages, params), params.num_rollouts, eid, "rollout", params)[k]
+
+
+def probe_requests(messages: list[dict], prefix: str, eid: str, params: RolloutParams) -> list[Request]:
+    """The requests for the N continuations of one prefix. Seeds depend on the entry, not the
+    rollout: two rollouts that share a prefix send the same bodies, and pay for them once."""
+    requests = _sampled(_base_body(continuation_messages(messages, prefix), params), params.num_mc, eid,
+                        "mc", params)
+    return requests[:1] if params.use_n else requests
+
+
+# ---------------------------------------------------------------- calls and costs
+
+
+class SharedCalls:
+    """Sends each distinct request once even when several rollouts ask for it at the same moment
+    (the K rollouts of a question share one generation request); later askers get the journal."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+        self._in_flight: dict[str, asyncio.Future] = {}
+
+    async def complete(self, request: Request) -> ChatResult:
+        key = request_key(request.body, request.sample_index)
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self.client.complete(request.body, request.sample_index, per_choice=True))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return await asyncio.shield(task)  # one asker's cancellation must not cancel the others'
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    continuations: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, result: ChatResult) -> None:
+        self.requests += 1
+        self.prompt_tokens += int((result.usage or {}).get("prompt_tokens") or 0)
+        self.completion_tokens += int((result.usage or {}).get("completion_tokens") or 0)
+
+
+def usage_share(usage: dict | None, index: int, parts: int) -> dict:
+    """Rollout `index`'s share of a reply shared by `parts` rollouts; the shares add up exactly."""
+    share = {}
+    for name in ("prompt_tokens", "completion_tokens"):
+        total = int((usage or {}).get(name) or 0)
+        share[name] = total // parts + (index < total % parts)
+    return share
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class StepCount:
+    correct: int
+    total: int
+
+    @property
+    def score(self) -> float:
+        return self.correct / self.total
+
+
+class ProbeFailed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StepScorer:
+    """Measures the steps of one parsed rollout, tallying what every probe cost."""
+
+    def __init__(self, calls: SharedCalls, params: RolloutParams, messages: list[dict], solution: Solution,
+                 eid: str, truth: list[str]) -> None:
+        self.calls, self.params, self.messages = calls, params, messages
+        self.solution, self.eid, self.truth = solution, eid, truth
+        self.tally = Tally()
+
+    def is_right(self, text: str) -> int:
+        return check_answer(parse_answer(text, self.params.answer_format), self.truth,
+                            list(self.params.scoring_modes))
+
+    async def measure(self, step: int) -> StepCount:
+        """Score the prefix that ends with `step` (0-based over perception + reasoning steps)."""
+        prefix = step_prefix(self.solution, step + 1)
+        requests = probe_requests(self.messages, prefix, self.eid, self.params)
+        results = await asyncio.gather(*(self.calls.complete(request) for request in requests))
+        for result in results:
+            self.tally.add(result)
+        where = f"continuations after step {step + 1}"
+        # A filtered sample is left out of the count; any other failure leaves the step unmeasured.
+        failed = next((r for r in results if not r.ok and r.reason != "content_filter"), None)
+        if failed is not None:
+            raise ProbeFailed(failed.reason or "failed", f"{where}: {failed.message}")
+        texts = [text for r in results if r.ok
+                 for text, finish in zip(r.texts, r.finish_reasons, strict=True) if finish != "content_filter"]
+        if self.params.use_n and len(results[0].texts) < self.params.num_mc:
+            raise ProbeFailed("n_ignored", f"{where}: asked n={self.params.num_mc}, got {len(results[0].texts)} "
+                                           "choices; this endpoint ignores n: use --no-n")
+        if not texts:
+            raise ProbeFailed("content_filter", f"{where}: every continuation was filtered")
+        self.tally.continuations += len(texts)
+        return StepCount(sum(self.is_right(text) for text in texts), len(texts))
+
+
+Measure = Callable[[int], Awaitable[StepCount]]
+
+
+async def score_exhaustive(measure: Measure, n_steps: int) -> tuple[dict[int, StepCount], int | None]:
+    """Every step measured; returns the counts and the first zero-score step (or None)."""
+    counts = dict(enumerate(await asyncio.gather(*(measure(step) for step in range(n_steps)))))
+    return counts, min((i for i, count in counts.items() if count.correct == 0), default=None)
+
+
+async def score_binary_search(measure: Measure, n_steps: int,
+                              rollout_correct: bool) -> tuple[dict[int, StepCount], int | None]:
+    """Probe steps until the first zero-score step is pinned down (see the module docstring)."""
+    counts: dict[int, StepCount] = {}
+    if rollout_correct:
+        return counts, None
+    low, high = 0, n_steps - 1  # high: a step known (or, for the last one, taken) to score zero
+    while low < high:
+        middle = (low + high) // 2
+        counts[middle] = await measure(middle)
+        if counts[middle].correct == 0:
+            high = middle
+        else:
+            low = middle + 1
+    return counts, low
+
+
+def fill_scores(steps: list[str], counts: dict[int, StepCount], first_zero: int | None) -> list[dict]:
+    """`steps_with_score` with every step: measured ones as counted, the others inferred."""
+    filled = []
+    for i, text in enumerate(steps):
+        count = counts.get(i)
+        if count is not None:
+            filled.append({"step": text, "score": count.score, "num_mc_correct": count.correct,
+                           "num_mc_total": count.total, "measured": True})
+            continue
+        if first_zero is not None and i >= first_zero:
+            score = 0.0
+        else:
+            later = [counts[j] for j in sorted(counts) if j > i and counts[j].correct]
+            score = later[0].score if later else 1.0
+        filled.append({"step": text, "score": score, "num_mc_correct": 0, "num_mc_total": 0, "measured": False})
+    return filled
+
+
+def first_zero_step(steps_with_score: list[dict]) -> int | None:
+    """0-based index (over perception + reasoning steps) of the first step scored 0, or None."""
+    return next((i for i, step in enumerate(steps_with_score) if step["score"] == 0), None)
+
+
+def parse_problem(solution: Solution, finish_reason: str | None, params: RolloutParams) -> str | None:
+    """Why a rollout cannot be scored, or None."""
+    if finish_reason == "length":
+        return f"the rollout was cut off at --max-tokens {params.max_tokens}"
+    if not solution.parsed:
+        return solution.reason
+    for label, found, limit in (("perception", solution.perception_steps, params.max_perception_steps),
+                                ("reasoning", solution.reasoning_steps, params.max_reasoning_steps)):
+        if len(found) > limit:
+            return f"{len(found)} {label} steps, more than --max-{label}-steps {limit}"
+    return None
+
+
+# ---------------------------------------------------------------- one rollout
+
+
+async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, source: str, unit: str) -> Outcome:
+    """Generate rollout `unit`, score its steps, and return its record (or why it failed)."""
+    eid, k = split_rollout_id(unit)
+    truth = reference_answers(record)
+    if not truth:
+        return Outcome(error_reason="no_answer", message="the record has no reference answer to score against")
+    messages = rollout_messages(record, source, params)
+    request = generation_request(messages, eid, k, params)
+    result = await calls.complete(request)
+    if not result.ok:
+        return Outcome(error_reason=result.reason, message=f"rollout: {result.message}")
+    if request.choice >= len(result.texts):
+        return Outcome(error_reason="n_ignored", message=f"asked n={params.num_rollouts}, got {len(result.texts)} "
+                                                         "choices; this endpoint ignores n: use --no-n")
+    text, finish = result.texts[request.choice], result.finish_reasons[request.choice]
+    if finish == "content_filter":
+        return Outcome(error_reason="content_filter", message="rollout: the reply was filtered")
+    predicted = parse_answer(text, params.answer_format)
+    correct = bool(check_answer(predicted, truth, list(params.scoring_modes)))
+    solution = parse_solution(text)
+    problem = parse_problem(solution, finish, params)
+    scorer = StepScorer(calls, params, messages, solution, eid, truth)
+    steps: list[dict] = []
+    if problem is None:
+        try:
+            if params.mc_mode == "exhaustive":
+                counts, first_zero = await score_exhaustive(scorer.measure, len(solution.steps))
+            else:
+                counts, first_zero = await score_binary_search(scorer.measure, len(solution.steps), correct)
+        except ProbeFailed as exc:
+            return Outcome(error_reason=exc.reason, message=str(exc))
+        steps = fill_scores(solution.steps, counts, first_zero)
+    usage = usage_share(result.usage, request.choice, params.num_rollouts if params.use_n else 1)
+    usage = {name: value + getattr(scorer.tally, name) for name, value in usage.items()}
+    return Outcome(record={
+        "response": text, "steps_with_score": steps, "first_incorrect_step": first_zero_step(steps),
+        "parsing_failed": problem is not None, "parsing_failed_reason": problem,
+        "predicted_answer": predicted, "is_correct": correct, "mc_mode": params.mc_mode, "num_mc": params.num_mc,
+        "model": result.model or params.model, "usage": usage, "mc_usage": asdict(scorer.tally),
+    })
+
+
+def dry_run_bodies(params: RolloutParams) -> Callable:
+    """What a run would send per question, at most: every step of the longest allowed rollout is
+    probed (binary search: log2 of that), from a prefix half as long as --max-tokens."""
+    max_steps = params.max_perception_steps + params.max_reasoning_steps
+    probes = max_steps if params.mc_mode == "exhaustive" else math.ceil(math.log2(max(2, max_steps)))
+    placeholder = "x " * (params.max_tokens // 2)
+
+    def bodies(item, eid: str) -> list[dict]:
+        messages = rollout_messages(item.record, item.source, params)
+        generation = _sampled(_base_body(messages, params), params.num_rollouts, eid, "rollout", params)
+        generation = generation[:1] if params.use_n else generation  # with n, one request for all K
+        probe = [r.body for r in probe_requests(messages, placeholder, eid, params)]
+        return [*(r.body for r in generation), *probe * (probes * params.num_rollouts)]
+    return bodies

@@ -1,0 +1,136 @@
+"""Rollouts with Monte-Carlo step scores: K structured solutions per question, and for every step
+the share of N continuations from it that still reach the right answer.
+
+    python rollout.py --input input_data_files/VQAv2/questions.jsonl --output rollouts/vqav2.jsonl \
+        --azure-endpoint https://NAME.openai.azure.com --deployment gpt-4.1 --model_name gpt-4.1 \
+        --dataset-name vqav2 --num-rollouts 4 --num-mc 16 --mc-mode binary-search
+
+    python rollout.py --input q.jsonl --output r.jsonl --base-url http://127.0.0.1:8000/v1 \
+        --model_name m --num-rollouts 2 --num-mc 4 --answer-format correct_answer \
+        --scoring-mode vqav2_num_str_only_score
+
+Endpoints: `--base-url` (any OpenAI-compatible server; key from OPENAI_API_KEY unless it is on
+this machine), `--port` (a local vLLM/SGLang server: continuations use `continue_final_message`),
+`--azure-endpoint --deployment [--api-version]` (key from AZURE_API_KEY), or `--endpoints FILE.toml`
+for many (`kind = "local"` for vLLM; `supports_n = false` for servers without `n`).
+
+Answers are read with `--answer-format` and checked with `--scoring-mode` (comma-separated; default:
+the modes `--dataset-name` implies, see accuracy_reward.py). Every input record needs a reference
+answer (`answer`, `answers`, or a final assistant turn).
+
+Output: one line per rollout, keyed `rollout_id` = `<entry_id>:r<k>`, with every input field and
+`response`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`, `measured`),
+`first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
+`parsing_failed` and `parsing_failed_reason`, `predicted_answer`, `is_correct`, `model`, `usage`
+(this rollout's share of every token it cost) and `mc_usage` (the continuations alone).
+Refusals and failures go to `<output>.errors.jsonl` with their reason. Every reply is journaled in
+`--cache_file` (default `<output>.journal.jsonl`): after a crash, run the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rollkit import cli
+from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
+from rollkit.endpoints import load_endpoints_toml
+from rollkit.montecarlo import (
+    MC_MODES,
+    RolloutParams,
+    SharedCalls,
+    dry_run_bodies,
+    rollout_units,
+    run_rollout,
+)
+from rollkit.pipeline import dry_run, execute
+from rollkit.records import iter_inputs
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_io_flags(parser)
+    parser.add_argument("--model_name", "--model", dest="model", required=True, help="model to roll out")
+    parser.add_argument("--port", type=int, help="local vLLM/SGLang server on 127.0.0.1:PORT")
+    parser.add_argument("--cache_file", help="request journal (default: OUTPUT.journal.jsonl)")
+    group = parser.add_argument_group("rollout options")
+    group.add_argument("--dataset-name", default="", help="picks the scoring modes when --scoring-mode is absent")
+    group.add_argument("--answer-format", default="correct_answer", choices=answer_formats(),
+                       help="how answers are read from a reply (default: correct_answer)")
+    group.add_argument("--scoring-mode", help=f"comma-separated, any of: {', '.join(scoring_modes())}")
+    group.add_argument("--num-rollouts", type=int, default=4, help="K rollouts per question (default: 4)")
+    group.add_argument("--num-mc", type=int, default=16, help="N continuations per scored step (default: 16)")
+    group.add_argument("--mc-mode", choices=MC_MODES, default="exhaustive",
+                       help="score every step, or find the first zero-score step in O(log steps) probes")
+    group.add_argument("--max-perception-steps", type=int, default=10,
+                       help="asked of the model; a rollout with more is recorded unscored (default: 10)")
+    group.add_argument("--max-reasoning-steps", type=int, default=10, help="the same for [Reasoning] (default: 10)")
+    group.add_argument("--temperature", type=float, default=1.0, help="for rollouts and continuations")
+    group.add_argument("--max-tokens", type=int, default=2048, help="per rollout and per continuation")
+    group.add_argument("--no-n", action="store_true",
+                       help="one request per sample instead of one request with n (for servers without n)")
+    group.add_argument("--no-seed", action="store_true",
+                       help="do not send a per-sample `seed` (for servers that reject it)")
+    cli.add_endpoint_flags(parser)
+    cli.add_run_flags(parser)
+    args = parser.parse_args(argv)
+    args.scoring_modes = resolve_modes(parser, args)
+    for name in ("num_rollouts", "num_mc", "max_perception_steps", "max_reasoning_steps", "max_tokens"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    modes = args.scoring_mode.split(",") if args.scoring_mode else get_mode(args.dataset_name)
+    modes = [mode.strip() for mode in modes if mode.strip()]
+    unknown = [mode for mode in modes if mode not in scoring_modes()]
+    if unknown or not modes:
+        parser.error(f"unknown --scoring-mode {','.join(unknown)}; known: {', '.join(scoring_modes())}")
+    if ASYNC_MODES.intersection(modes):
+        # every continuation would need a judge call of its own: N times the steps per rollout
+        parser.error("llm_judge cannot score Monte-Carlo continuations; choose rule-based scoring modes")
+    return modes
+
+
+def endpoints_take_n(args: argparse.Namespace) -> bool:
+    """Whether to ask for several choices per request: not with --no-n, nor when any endpoint in
+    --endpoints says `supports_n = false` (the pool may send a request to any of them)."""
+    if args.no_n:
+        return False
+    return not args.endpoints or all(e.supports_n for e in load_endpoints_toml(args.endpoints, args.model))
+
+
+def build_params(args: argparse.Namespace) -> RolloutParams:
+    return RolloutParams(
+        model=args.model, num_rollouts=args.num_rollouts, num_mc=args.num_mc, mc_mode=args.mc_mode,
+        answer_format=args.answer_format, scoring_modes=tuple(args.scoring_modes),
+        max_perception_steps=args.max_perception_steps, max_reasoning_steps=args.max_reasoning_steps,
+        temperature=args.temperature, max_tokens=args.max_tokens, use_n=endpoints_take_n(args),
+        seeded=not args.no_seed, max_image_side=args.max_image_side)
+
+
+async def main(args: argparse.Namespace) -> int:
+    params = build_params(args)
+    items = iter_inputs(args.input, start=args.start, end=args.end)
+    if args.dry_run:
+        dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
+        return 0
+    pools = {"generator": cli.build_pool(args, args.model, args.port)}
+
+    def make_process(clients):
+        calls = SharedCalls(clients["generator"])
+
+        async def process(item, unit):
+            return await run_rollout(calls, params, item.record, item.source, unit)
+        return process
+
+    await execute("rollout", args, items, args.output, pools, make_process,
+                  args.cache_file or cli.default_journal(args.output), id_field="rollout_id",
+                  units=rollout_units(params.num_rollouts))
+    return 0
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    sys.exit(cli.run_main(main(arguments), arguments.verbose))
