@@ -26,9 +26,8 @@ from rollkit.rejection import (
     sample_candidates,
     sampling_bodies,
     sampling_outcome,
-    score_candidates,
+    score_and_select,
     scoring_body,
-    select_best,
     write_sft,
 )
 
@@ -67,10 +66,9 @@ def make_process(args: argparse.Namespace, sampling: SamplingParams, scoring: Sc
             outcome = sampling_outcome(fields)
             if outcome.record is None:
                 return outcome
-            answers = fields["generated_answers"]
-            fields.update(await score_candidates(clients["scorer"], item.record, item.source, answers, scoring,
+            fields.update(await score_and_select(clients["scorer"], item.record, item.source,
+                                                 fields["generated_answers"], scoring, args.min_score,
                                                  args.max_image_side))
-            fields.update(select_best(answers, fields["generated_scores"], args.min_score))
             outcome.incomplete = fields["failed_candidates"] + fields["failed_scores"] > 0
             return outcome
         return process

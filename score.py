@@ -16,7 +16,7 @@ import sys
 from rollkit import cli
 from rollkit.pipeline import dry_run, execute
 from rollkit.records import iter_inputs
-from rollkit.rejection import ScoringParams, score_candidates, scoring_body, select_best, write_sft
+from rollkit.rejection import ScoringParams, score_and_select, scoring_body, write_sft
 from rollkit.stage import Outcome
 
 
@@ -47,9 +47,8 @@ async def main(args: argparse.Namespace) -> int:
             answers = item.record.get("generated_answers")
             if not isinstance(answers, list):
                 return Outcome(error_reason="bad_input", message=f"{item.location}: no generated_answers list")
-            fields = await score_candidates(clients["scorer"], item.record, item.source, answers, params,
-                                            args.max_image_side)
-            fields.update(select_best(answers, fields["generated_scores"], args.min_score))
+            fields = await score_and_select(clients["scorer"], item.record, item.source, answers, params,
+                                            args.min_score, args.max_image_side)
             return Outcome(record=fields, incomplete=fields["failed_scores"] > 0)
         return process
 

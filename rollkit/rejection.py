@@ -122,6 +122,14 @@ async def score_candidates(client: ChatClient, record: dict, source: str, answer
     }
 
 
+async def score_and_select(client: ChatClient, record: dict, source: str, answers: list[str],
+                           params: ScoringParams, min_score: float | None, max_image_side: int | None = None) -> dict:
+    """The fields score.py and reject.py add after sampling: scores, then the selection."""
+    fields = await score_candidates(client, record, source, answers, params, max_image_side)
+    fields.update(select_best(answers, fields["generated_scores"], min_score))
+    return fields
+
+
 def select_best(answers: list[str], scores: list[float | None], min_score: float | None) -> dict:
     """The highest score wins; ties go to the earliest candidate, so reruns pick the same one."""
     ranked = [(score, -index) for index, score in enumerate(scores) if score is not None]
