@@ -55,7 +55,9 @@ def build_pools(args: argparse.Namespace) -> dict:
     if any(getattr(args, flag) for flag in SCORER_FLAGS):
         scorer = cli.build_pool(args, args.scorer_model, args.scorer_port, prefix="scorer-")
     else:
-        scorer = cli.build_pool(args, args.scorer_model, args.scorer_port or args.generator_port)
+        # Same endpoint flags; on Azure the judge is its own deployment, named by --scorer_model.
+        shared = argparse.Namespace(**{**vars(args), "deployment": None})
+        scorer = cli.build_pool(shared, args.scorer_model, args.scorer_port or args.generator_port)
     return {"generator": generator, "scorer": scorer}
 
 

@@ -25,6 +25,12 @@ PRICES = {
 }
 
 
+def model_price(model: str) -> tuple[float | None, float | None]:
+    """List price of the longest known name the model or deployment starts with (`gpt-4.1-nano-3`)."""
+    names = [name for name in PRICES if model.startswith(name)]
+    return PRICES[max(names, key=len)] if names else (None, None)
+
+
 def merged_stats(clients: list[ChatClient]) -> RequestStats:
     total = RequestStats()
     for client in clients:
@@ -70,7 +76,7 @@ def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], l
             requests += 1
             prompt += count_messages(body["messages"], body.get("model"), image_size)
             completion += completion_allowance(body)
-    known_in, known_out = PRICES.get(model, (None, None))
+    known_in, known_out = model_price(model)
     price_in, price_out = price_in if price_in is not None else known_in, price_out if price_out is not None \
         else known_out
     cost = "unknown (give --price-in and --price-out)" if price_in is None or price_out is None else \

@@ -98,3 +98,18 @@ def test_sentinel_key_never_leaves_the_process(tmp_path, reject_args):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert sentinel.encode() not in path.read_bytes(), path
+
+
+def test_azure_flags_use_deployments_and_the_api_key_header(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    env = script_env(AZURE_API_KEY="azure-test-key")
+    with run_emulator("--require-key", "azure-test-key") as url:
+        done = run_script("reject.py", "--input_file", str(questions), "--output_file", str(out),
+                          "--generator_model", "gen-deployment", "--scorer_model", "judge-deployment",
+                          "--azure-endpoint", url, "--api-version", "2024-10-21", env=env)
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(out)
+    assert len(records) == 3
+    assert {r["model"] for r in records} == {"emulator/gen-deployment"}
+    assert {r["scorer_model"] for r in records} == {"emulator/judge-deployment"}
