@@ -10,8 +10,7 @@ import pytest
 
 import accuracy_reward
 from accuracy_reward import check_answer, check_answer_async, get_mode, parse_answer, register_mode
-from rollkit import answers
-from rollkit.answers import anls_similarity, set_llm_judge, vqa_normalize
+from rollkit.answers import anls_similarity, mathcheck, set_llm_judge, vqa_normalize
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = (
@@ -204,7 +203,7 @@ def test_math_score_works_inside_worker_threads():
 
 
 def test_a_stuck_math_worker_is_killed_and_replaced(monkeypatch):
-    monkeypatch.setattr(answers, "_MATH_DEADLINE_S", 0.5)
+    monkeypatch.setattr(mathcheck, "_MATH_DEADLINE_S", 0.5)
     with ThreadPoolExecutor(1) as pool:
         started = time.monotonic()
         assert pool.submit(check_answer, "$9^{9^{9^{9}}}$", "$2$", "math_score").result() == 0
