@@ -1,4 +1,4 @@
-"""Rollouts with Monte-Carlo step scores: K structured solutions per question, and for every step
+r"""Rollouts with Monte-Carlo step scores: K structured solutions per question, and for every step
 the share of N continuations from it that still reach the right answer.
 
     python rollout.py --input input_data_files/VQAv2/questions.jsonl --output rollouts/vqav2.jsonl \

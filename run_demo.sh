@@ -29,7 +29,14 @@ echo "== reject.py: sample 4 answers per question, score them, keep the best"
   --sft-output "$out/sft.jsonl"
 
 echo
+echo "== rollout.py: 2 structured rollouts per question, each step scored by 4 Monte-Carlo continuations"
+"$py" rollout.py --input input_data_files/VQAv2/questions.jsonl --output "$out/rollouts.jsonl" \
+  --base-url "$url/v1" --model_name demo-policy --dataset-name vqav2 --num-rollouts 2 --num-mc 4 \
+  --concurrency 8
+
+echo
 echo "outputs:"
 echo "  $out/final_results.jsonl   one record per question (generated_answers, generated_scores, best_answer)"
 echo "  $out/sft.jsonl             kept pairs as conversations, ready for SFT"
+echo "  $out/rollouts.jsonl        one record per rollout, every step scored (steps_with_score)"
 echo "  $out/final_results.jsonl.summary.json, .config.json, .journal.jsonl, .errors.jsonl"

@@ -363,9 +363,10 @@ class ErrorLog(KeyedLog):
         return entry_id if entry_id is not None else f"{source}:{line}"
 
     def add(self, *, entry_id: str | None, source: str, line: int, stage: str, reason: str,
-            message: str, retryable: bool = False, **extra: Any) -> None:
-        """Record one failure (skipped when this key already has one)."""
-        key = self.key_for(entry_id, source, line)
+            message: str, retryable: bool = False, key: str | None = None, **extra: Any) -> None:
+        """Record one failure (skipped when this key already has one). `key` overrides the default
+        key for a stage that fails parts of an entry on their own (one rollout of several)."""
+        key = key or self.key_for(entry_id, source, line)
         if key in self:
             return
         self.append({"error_key": key, "entry_id": entry_id, "source": source, "line": line, "stage": stage,

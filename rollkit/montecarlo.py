@@ -143,16 +143,22 @@ class SharedCalls:
 
     def __init__(self, client: ChatClient) -> None:
         self.client = client
-        self._in_flight: dict[str, asyncio.Future] = {}
+        self._in_flight: dict[str, list] = {}  # request key -> [task, number of askers waiting]
 
     async def complete(self, request: Request) -> ChatResult:
         key = request_key(request.body, request.sample_index)
-        task = self._in_flight.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self.client.complete(request.body, request.sample_index, per_choice=True))
-            self._in_flight[key] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        return await asyncio.shield(task)  # one asker's cancellation must not cancel the others'
+        entry = self._in_flight.get(key)
+        if entry is None:
+            call = self.client.complete(request.body, request.sample_index, per_choice=True)
+            entry = self._in_flight[key] = [asyncio.ensure_future(call), 0]
+        entry[1] += 1
+        try:
+            return await asyncio.shield(entry[0])  # one asker's cancellation must not cancel the others'
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:  # the last asker is done, or cancelled (an interrupted run): so is the call
+                self._in_flight.pop(key, None)
+                entry[0].cancel()
 
 
 @dataclass
@@ -237,7 +243,12 @@ Measure = Callable[[int], Awaitable[StepCount]]
 
 async def score_exhaustive(measure: Measure, n_steps: int) -> tuple[dict[int, StepCount], int | None]:
     """Every step measured; returns the counts and the first zero-score step (or None)."""
-    counts = dict(enumerate(await asyncio.gather(*(measure(step) for step in range(n_steps)))))
+    # Wait for every probe even when one fails: the others are paid for, and end up in the journal.
+    outcomes = await asyncio.gather(*(measure(step) for step in range(n_steps)), return_exceptions=True)
+    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+    if failure is not None:
+        raise failure
+    counts = dict(enumerate(outcomes))
     return counts, min((i for i, count in counts.items() if count.correct == 0), default=None)
 
 

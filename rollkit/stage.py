@@ -169,11 +169,10 @@ class StageRunner:
         else:
             if outcome.error_reason == "bad_image":
                 log.warning("%s", outcome.message)
-            # A unit's failure is keyed by the unit's id, so its siblings still run; ErrorLog.add
-            # keys by entry_id unless the extra fields (which come last) name the key.
-            unit_key = {} if unit == eid else {"error_key": unit, self.output.id_field: unit}
-            self.errors.add(entry_id=eid, source=item.source, line=item.line, stage=self.name,
-                            reason=outcome.error_reason, message=outcome.message, **unit_key)
+            # A unit's failure is keyed by the unit's id, so its siblings still run.
+            unit_field = {} if unit == eid else {self.output.id_field: unit}
+            self.errors.add(entry_id=eid, source=item.source, line=item.line, stage=self.name, key=unit,
+                            reason=outcome.error_reason, message=outcome.message, **unit_field)
             self.counts.failed += 1
             self.counts.failures[outcome.error_reason] += 1
         self._show_progress()
