@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from rollkit.emulator.testing import get_stats, reset_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "vqav2_seed"
@@ -44,3 +50,35 @@ def reject_args():
                 "--scorer_model", "judge", "--base-url", f"{url}/v1", "--answers_per_question", "3",
                 "--concurrency", "8", "--request-timeout", "3", *extra]
     return build
+
+
+def kill_after_new_replies(process: subprocess.Popen, journal: str | Path, count: int, timeout: float = 60) -> None:
+    """SIGKILL once `count` more replies are journaled: a moment in the middle of the run."""
+    start = len(read_jsonl(journal))
+    deadline = time.monotonic() + timeout
+    while len(read_jsonl(journal)) < start + count and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+@dataclass
+class CrashRun:
+    written_before_finish: int  # records on disk after the last kill
+    finished: subprocess.CompletedProcess
+    stats: dict  # the emulator's counters for the crashed runs together
+
+
+def crash_and_resume(url: str, script: str, clean_args: list[str], crashed_args: list[str], journal: str,
+                     *, kills: int, seed: int, replies: tuple[int, int]) -> CrashRun:
+    """Run `script` once uninterrupted, then again killed `kills` times at random moments (after a
+    random number of journaled replies in `replies`) and finished by a plain restart."""
+    rng = random.Random(seed)
+    assert run_script(script, *clean_args).returncode == 0
+    reset_stats(url)
+    for _ in range(kills):
+        kill_after_new_replies(start_script(script, *crashed_args), journal, rng.randint(*replies))
+    output = crashed_args[crashed_args.index("--output_file" if "--output_file" in crashed_args else "--output") + 1]
+    written = len(read_jsonl(output))
+    finished = run_script(script, *crashed_args)
+    return CrashRun(written, finished, get_stats(url))

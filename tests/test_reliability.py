@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
-import signal
 import time
 
-from conftest import read_jsonl, run_script, start_script
+from conftest import crash_and_resume, read_jsonl, run_script, start_script
 
 from rollkit.emulator.datasets import write_questions
-from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
+from rollkit.emulator.testing import get_stats, run_emulator
 from rollkit.records import entry_id, iter_inputs
 
 FAULTS = ["--fault-429", "0.1", "--fault-500", "0.1", "--fault-timeout", "0.1", "--fault-reset", "0.1",
@@ -25,35 +23,18 @@ def by_id(path) -> dict:
     return {r["entry_id"]: r for r in records}
 
 
-def kill_after_new_replies(process, journal, count: int, timeout: float = 60) -> None:
-    """SIGKILL once `count` more replies are journaled: a moment in the middle of the run."""
-    start = len(read_jsonl(journal))
-    deadline = time.monotonic() + timeout
-    while len(read_jsonl(journal)) < start + count and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
 def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path, reject_args):
     questions = write_questions(tmp_path / "q.jsonl", 40, images=4)
     clean, crashed = tmp_path / "clean.jsonl", tmp_path / "crashed.jsonl"
-    rng = random.Random(11)
-    kills = 3
     with run_emulator("--seed", "5", "--latency-ms", "40") as url:
-        assert run_script("reject.py", *reject_args(url, questions, clean)).returncode == 0
-        reset_stats(url)
-        for _ in range(kills):
-            process = start_script("reject.py", *reject_args(url, questions, crashed))
-            kill_after_new_replies(process, f"{crashed}.journal.jsonl", rng.randint(5, 50))
-        assert len(read_jsonl(crashed)) < 40, "the kills came too late to test anything"
-        finished = run_script("reject.py", *reject_args(url, questions, crashed))
-        stats = get_stats(url)
-    assert finished.returncode == 0, finished.stderr
+        run = crash_and_resume(url, "reject.py", reject_args(url, questions, clean), reject_args(url, questions, crashed),
+                               f"{crashed}.journal.jsonl", kills=3, seed=11, replies=(5, 50))
+    assert run.written_before_finish < 40, "the kills came too late to test anything"
+    assert run.finished.returncode == 0, run.finished.stderr
     assert by_id(crashed) == by_id(clean)
     assert len(by_id(clean)) == 40
     # Only requests in flight at a kill can be served twice: at most `--concurrency` per kill.
-    assert stats["duplicates"] <= kills * 8
+    assert run.stats["duplicates"] <= 3 * 8
     journal_keys = [e["key"] for e in read_jsonl(f"{crashed}.journal.jsonl")]
     assert len(journal_keys) == len(set(journal_keys)), "a journaled reply was paid for again"
 

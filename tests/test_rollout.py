@@ -4,16 +4,14 @@ resume, refusals, dry run, and run_rollout.sh."""
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import time
 
-from conftest import FIXTURES, ROOT, read_jsonl, run_script, script_env, start_script
-from test_reliability import kill_after_new_replies
+from conftest import FIXTURES, ROOT, crash_and_resume, read_jsonl, run_script, script_env
 
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.steps_text import first_wrong_step
-from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
+from rollkit.emulator.testing import get_stats, run_emulator
 from rollkit.records import entry_id, iter_inputs
 from rollkit.steps import parse_solution
 
@@ -96,21 +94,16 @@ def test_local_server_style_without_n(tmp_path):
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     questions = write_questions(tmp_path / "q.jsonl", 16, images=2, shape="question")
     clean, crashed = tmp_path / "clean.jsonl", tmp_path / "crashed.jsonl"
-    rng, kills = random.Random(5), 3
     with run_emulator("--seed", "9", "--latency-ms", "30") as url:
-        assert run_script("rollout.py", *rollout_args(url, questions, clean)).returncode == 0
-        reset_stats(url)
-        for _ in range(kills):
-            process = start_script("rollout.py", *rollout_args(url, questions, crashed))
-            kill_after_new_replies(process, f"{crashed}.journal.jsonl", rng.randint(10, 60))
-        assert len(read_jsonl(crashed)) < 32, "the kills came too late to test anything"
-        finished = run_script("rollout.py", *rollout_args(url, questions, crashed))
-        stats = get_stats(url)
-    assert finished.returncode == 0, finished.stderr
+        run = crash_and_resume(url, "rollout.py", rollout_args(url, questions, clean),
+                               rollout_args(url, questions, crashed), f"{crashed}.journal.jsonl",
+                               kills=3, seed=5, replies=(10, 60))
+    assert run.written_before_finish < 32, "the kills came too late to test anything"
+    assert run.finished.returncode == 0, run.finished.stderr
     assert by_rollout(crashed) == by_rollout(clean)
     assert len(by_rollout(clean)) == 32
     # Only requests in flight at a kill can be served twice: at most `--concurrency` per kill.
-    assert stats["duplicates"] <= kills * 8
+    assert run.stats["duplicates"] <= 3 * 8
     keys = [e["key"] for e in read_jsonl(f"{crashed}.journal.jsonl")]
     assert len(keys) == len(set(keys)), "a journaled reply was paid for again"
 
