@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 
 from .images import load_image
-from .records import image_refs, resolve_image_path
+from .records import image_refs, question_text, resolve_image_path
+
+__all__ = ["build_messages", "image_parts", "prompt_turns", "question_text", "reference_answers",
+           "strip_image_tokens"]
 
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 _IMAGE_TOKEN = re.compile(r"<image>\s*")
@@ -41,8 +44,8 @@ def reference_answers(record: dict) -> list[str]:
     return [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
 
 
-def question_text(record: dict) -> str:
-    return "\n\n".join(t["text"] for t in prompt_turns(record) if t["role"] == "user")
+def strip_image_tokens(text: str) -> str:
+    return _IMAGE_TOKEN.sub("", text).strip()
 
 
 def image_parts(record: dict, source: str, max_side: int | None) -> list[dict]:
@@ -59,7 +62,7 @@ def build_messages(record: dict, source: str, max_side: int | None = None) -> li
     images = image_parts(record, source, max_side)
     messages = []
     for turn in prompt_turns(record):
-        text = _IMAGE_TOKEN.sub("", turn["text"]).strip()
+        text = strip_image_tokens(turn["text"])
         if images and turn["role"] == "user":
             messages.append({"role": "user", "content": [{"type": "text", "text": text}, *images]})
             images = []

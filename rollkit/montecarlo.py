@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -32,14 +31,13 @@ from typing import NamedTuple
 from .answers import check_answer, parse_answer
 from .client import ChatClient, ChatResult
 from .journal import request_key
-from .messages import image_parts, question_text, reference_answers
+from .messages import image_parts, question_text, reference_answers, strip_image_tokens
 from .prompts import render
 from .rejection import sample_seed
 from .stage import Outcome
 from .steps import Solution, parse_solution, step_prefix
 
 MC_MODES = ("exhaustive", "binary-search")
-_IMAGE_TOKEN = re.compile(r"<image>\s*")
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def rollout_units(num_rollouts: int) -> Callable[[str], list[str]]:
 
 def rollout_messages(record: dict, source: str, params: RolloutParams) -> list[dict]:
     """The structured-solution prompt with the question, and the images as data URLs."""
-    question = _IMAGE_TOKEN.sub("", question_text(record)).strip()
+    question = strip_image_tokens(question_text(record))
     prompt = render("rollout", question=question, max_perception_steps=str(params.max_perception_steps),
                     max_reasoning_steps=str(params.max_reasoning_steps))
     images = image_parts(record, source, params.max_image_side)
