@@ -29,6 +29,7 @@ from .jsonl_log import DigestTable, ResultLog, error_log_for, id_digest
 from .records import InputItem, entry_id
 
 log = logging.getLogger("rollkit")
+YIELD_EVERY = 1000
 
 
 @dataclass
@@ -102,7 +103,9 @@ class StageRunner:
         with tqdm(desc=self.name, unit="rec", file=sys.stderr, mininterval=0.5, dynamic_ncols=True) as bar:
             self._bar = bar
             try:
-                for item in items:
+                for index, item in enumerate(items):
+                    if index % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # skipping done records must not starve replies in flight
                     eid = self._admit(item)
                     if eid is None:
                         continue
