@@ -17,6 +17,9 @@ same answer. Responses say `"model": "emulator/<requested model>"`.
 Rate limits are token buckets per model (OpenAI path) or deployment (Azure path), with the real
 `x-ratelimit-*` headers and 429 bodies; `--window-seconds` shrinks the minute for fast tests.
 Fault rates are probabilities in 0..1, drawn per request attempt from `--seed`.
+Files and Batches: /v1/files and /v1/batches (and Azure's /openai/files, /openai/batches) validate
+input files, enforce --batch-enqueued-tokens, and run each line through the same answers; a small
+batch completes in a few seconds (--batch-time-scale shrinks that). Faults: --batch-fault-*.
 Counters: GET /_emulator/stats, POST /_emulator/reset. Only 127.0.0.1 is ever bound.
 """
 
@@ -30,7 +33,7 @@ import sys
 from pathlib import Path
 
 from rollkit.emulator.answers import load_answer_key
-from rollkit.emulator.config import ALLOWED_HOST, EmulatorConfig, FaultRates
+from rollkit.emulator.config import ALLOWED_HOST, BatchSettings, EmulatorConfig, FaultRates
 
 # The line tests and scripts wait for; keep it stable.
 LISTENING_LINE = "rollkit emulator listening on http://{host}:{port}"
@@ -77,6 +80,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answer-key", type=Path, help="JSON/JSONL with question+answer or conversations records")
     p.add_argument("--require-key", help="accept only this API key (others get 401)")
     p.add_argument("--no-auth", action="store_true", help="accept requests without a key, like vLLM")
+    batch = p.add_argument_group("Files and Batches APIs")
+    batch.add_argument("--batch-time-scale", type=_non_negative, default=1.0,
+                       help="multiplies every batch phase (validate 1 s, 0.02 s a line, finalize 0.5 s); "
+                            "0.1 for fast tests (default: 1)")
+    batch.add_argument("--batch-enqueued-tokens", type=int, default=0,
+                       help="enqueued prompt tokens allowed per model/deployment, 0 = no limit (default: 0)")
+    batch.add_argument("--batch-fail-fast", action="store_true",
+                       help="Azure routes refuse an over-quota create with 400 token_limit_exceeded "
+                            "(default: the batch fails in validation)")
+    batch.add_argument("--batch-max-lines", type=int, default=0,
+                       help="lines per input file, 0 = the service's (50,000 OpenAI, 100,000 Azure)")
+    batch.add_argument("--batch-max-bytes", type=int, default=200 * 1024 * 1024, help="bytes per upload (default: 200 MiB)")
+    for name, help_text in (
+        ("fail", "a batch fails part way"), ("expire", "a batch expires part way, with partial output"),
+        ("stall", "a batch stops progressing until cancelled"), ("line-500", "a line gets a 500"),
+        ("content-filter", "a line's prompt is refused by the content filter"),
+    ):
+        batch.add_argument(f"--batch-fault-{name}", type=_rate, default=0.0, help=help_text)
     p.add_argument("--log-level", default="WARNING", help="DEBUG logs each request, never its key (default: WARNING)")
     return p
 
@@ -85,12 +106,17 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     rates = FaultRates(rate_limit=args.fault_429, server_error=args.fault_500, timeout=args.fault_timeout,
                        reset=args.fault_reset, malformed=args.fault_malformed,
                        content_filter=args.fault_content_filter, length=args.fault_length)
+    batch = BatchSettings(
+        time_scale=args.batch_time_scale, enqueued_tokens=args.batch_enqueued_tokens, fail_fast=args.batch_fail_fast,
+        max_lines=args.batch_max_lines, max_bytes=args.batch_max_bytes, fault_fail=args.batch_fault_fail,
+        fault_expire=args.batch_fault_expire, fault_stall=args.batch_fault_stall,
+        fault_line_500=args.batch_fault_line_500, fault_content_filter=args.batch_fault_content_filter)
     return EmulatorConfig(
         host=args.host, port=args.port, seed=args.seed, rpm=args.rpm, tpm=args.tpm,
         window_seconds=args.window_seconds, latency_ms=args.latency_ms, timeout_sleep=args.timeout_sleep,
         faults=rates, p_correct=args.p_correct, p_continue_correct=args.p_continue_correct,
         judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
-        no_auth=args.no_auth,
+        no_auth=args.no_auth, batch=batch,
     )
 
 

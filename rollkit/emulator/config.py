@@ -24,6 +24,22 @@ class FaultRates:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """The Files and Batches APIs: pace, limits, quota and faults (see batches.py)."""
+
+    time_scale: float = 1.0  # multiplies every batch phase; 1.0 runs a 10-line batch in about 2 s
+    enqueued_tokens: int = 0  # prompt tokens of unfinished batches allowed per model/deployment; 0 = no limit
+    fail_fast: bool = False  # Azure routes refuse an over-quota create with 400 instead of failing in validation
+    max_lines: int = 0  # lines per input file; 0 = the service's own (50,000 OpenAI, 100,000 Azure)
+    max_bytes: int = 200 * 1024 * 1024  # bytes per uploaded file
+    fault_fail: float = 0.0  # a batch fails part way (output of the lines done so far)
+    fault_expire: float = 0.0  # a batch expires part way (partial output, batch_expired errors)
+    fault_stall: float = 0.0  # a batch stops making progress until it is cancelled
+    fault_line_500: float = 0.0  # a line is answered with a 500 in the error file
+    fault_content_filter: float = 0.0  # a line's prompt is refused by the content filter (always, for that line)
+
+
+@dataclass(frozen=True)
 class EmulatorConfig:
     """Everything one emulator process needs; defaults match `python -m rollkit.emulator --help`."""
 
@@ -43,3 +59,4 @@ class EmulatorConfig:
     # If set, only this key is accepted (tests check 401). repr=False: a key must never reach a log.
     require_key: str | None = field(default=None, repr=False)
     no_auth: bool = False  # accept requests without any key, like vLLM without --api-key
+    batch: BatchSettings = BatchSettings()

@@ -5,6 +5,8 @@ Routes (all on 127.0.0.1):
 * ``POST /v1/chat/completions``: OpenAI shape, ``Authorization: Bearer <key>``;
 * ``POST /openai/deployments/{deployment}/chat/completions?api-version=...``: Azure shape,
   ``api-key: <key>`` (a Bearer token is accepted too, as Azure does for Entra ID);
+* Files and Batches (``/v1/files``, ``/v1/batches``, Azure's ``/openai/files``, ``/openai/batches``):
+  see `batches.py`;
 * ``GET /v1/models``, ``GET /health``: no auth, for vLLM-like clients and readiness checks;
 * ``GET /_emulator/stats`` (``?keys=0`` leaves out `completed_by_key`), ``POST /_emulator/reset``:
   counters for tests (see `stats.py`); no auth.
@@ -30,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from rollkit.emulator import faults
+from rollkit.emulator.batches import add_batch_routes
 from rollkit.emulator.config import EmulatorConfig
 from rollkit.emulator.policy import Policy, PolicySettings, seed_from
 from rollkit.emulator.ratelimit import Decision, RateLimiter, format_duration, retry_after_headers
@@ -45,6 +48,7 @@ DEFAULT_MAX_TOKENS = 256
 # Requests carry base64 images; Azure accepts bodies far above aiohttp's 1 MB default.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 EMULATOR_MODEL = "emulator"
+NO_FAULT = faults.FaultPlan(None, 500, False, 1.0, 1.0)
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Emulator:
                                             config.judge_garbage, answer_key or {}))
         self.limiters: dict[tuple[str, str], RateLimiter] = {}
         self.fingerprint = f"fp_emu{seed_from('fingerprint', config.seed) % 16**8:08x}"
+        # Counters of other parts (the Files and Batches APIs) shown under their own key in the stats.
+        self.extra_stats: dict[str, Any] = {}
 
     def limiter(self, scope: tuple[str, str]) -> RateLimiter:
         if scope not in self.limiters:
@@ -86,12 +92,17 @@ class Emulator:
         return json_response(200, {"status": "ok"})
 
     async def get_stats(self, request: web.Request) -> web.Response:
-        return json_response(200, self.stats.as_json(with_keys=request.query.get("keys", "1") != "0"))
+        out = self.stats.as_json(with_keys=request.query.get("keys", "1") != "0")
+        # a part shows up once it has been used, so the chat-only counters keep their shape
+        out.update({name: data for name, part in self.extra_stats.items() if (data := part.as_json())})
+        return json_response(200, out)
 
     async def reset(self, request: web.Request) -> web.Response:
         """Zero the counters and refill every budget: a fresh start for the next test phase."""
         self.stats.reset()
         self.limiters.clear()
+        for part in self.extra_stats.values():
+            part.reset()
         return json_response(200, {"reset": True})
 
     async def _chat(self, request: web.Request, api_key: str, deployment: str | None) -> web.StreamResponse:
@@ -154,15 +165,21 @@ class Emulator:
             return faults.content_filter_error(headers)
         if plan.kind == "timeout":
             await asyncio.sleep(self.config.timeout_sleep)
-        choices = self._choices(body, key, plan)
-        # Unique per attempt like a real id, yet the same in every run with the same inputs.
-        completion_id = f"chatcmpl-emu{seed_from(key, outcome.attempt, 'id'):016x}"
-        payload = completion_object(completion_id, f"emulator/{model}", choices, prompt_tokens, self.fingerprint)
+        payload = self.completion(body, key, model, outcome.attempt, plan, prompt_tokens)
         if plan.kind == "malformed":
             self.stats.malformed += 1
             return faults.malformed(json.dumps(payload), plan.cut_fraction, headers)
         outcome.completed = True
         return json_response(200, payload, headers)
+
+    def completion(self, body: dict[str, Any], key: str, model: str, attempt: int = 0,
+                   plan: faults.FaultPlan = NO_FAULT, prompt_tokens: int | None = None) -> dict[str, Any]:
+        """The chat.completion this server answers to `body`; batch lines get exactly this too."""
+        choices = self._choices(body, key, plan)
+        # Unique per attempt like a real id, yet the same in every run with the same inputs.
+        completion_id = f"chatcmpl-emu{seed_from(key, attempt, 'id'):016x}"
+        tokens = count_prompt_tokens(body) if prompt_tokens is None else prompt_tokens
+        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint)
 
     def _choices(self, body: dict[str, Any], key: str, plan: faults.FaultPlan) -> list[Choice]:
         n = int(body.get("n") or 1)
@@ -290,4 +307,5 @@ def build_app(config: EmulatorConfig, answer_key: dict[str, str] | None = None) 
     app.router.add_get("/health", emulator.health)
     app.router.add_get("/_emulator/stats", emulator.get_stats)
     app.router.add_post("/_emulator/reset", emulator.reset)
+    add_batch_routes(app, emulator)
     return app

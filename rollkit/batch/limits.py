@@ -1,0 +1,49 @@
+"""Per-service defaults: line url, lines, bytes and tokens per input file, the manifest version.
+
+Figures are from the services' documentation (see shared/design/batch_api_notes.md); they change,
+so every one of them can be overridden on the command line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Bump with a note in the README when the manifest or the packed-id log changes shape.
+MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+PACKED_IDS_NAME = "packed_ids.jsonl"
+PACK_ERRORS_NAME = "pack.errors.jsonl"
+RESULTS_DIR = "results"
+LEDGER_DIR = "ledger"
+SUBMIT_DIR = "submit"
+
+# "200 MB" on both services; counted in decimal megabytes so it holds whichever unit they mean.
+MAX_FILE_BYTES = 200_000_000
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    max_lines: int
+    max_bytes: int
+    max_tokens: int | None  # None: no cap on estimated tokens per file
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # the `url` of every line, and the `endpoint` given to batches.create
+    limits: FileLimits
+
+
+TARGETS = {
+    # OpenAI: 50,000 requests and 200 MB per file. There is no per-file token cap, only the
+    # per-model, per-tier queue limit (90K to billions), so the default sets none: pass
+    # --max-tokens-per-file with your own queue limit from Settings -> Limits.
+    "openai": Target("/v1/chat/completions", FileLimits(50_000, MAX_FILE_BYTES, None)),
+    # Azure global batch: 100,000 requests and 200 MB per file (limits page). A file only runs when
+    # it fits the deployment's enqueued-token quota; 50M is the smallest paid quota listed for the
+    # gpt-4.1, gpt-4o and o-series models, and leaves room for several files per deployment under
+    # the default 200M. The seed's files used the legacy "/chat/completions" line url.
+    "azure": Target("/chat/completions", FileLimits(100_000, MAX_FILE_BYTES, 50_000_000)),
+}
+
+CHAT_URLS = {"/chat/completions", "/v1/chat/completions"}

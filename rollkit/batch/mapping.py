@@ -1,0 +1,114 @@
+"""`map`: join batch results back onto the rollouts by `custom_id` (= rollout id).
+
+Every rollout is written, with every field it had, plus:
+
+    rollout_id              kept, or derived as `pack` derived it
+    verification_status     ok | no_conclusion | refused | failed | pending
+    verification_response   the judge's text (null without a reply)
+    conclusion              true / false; null when the judge did not follow the format
+    first_incorrect_step    {"section", "index", "step"} from the per-step verdicts, or null
+    verification_model      the model that answered, as the service reported it
+    verification_error      why there is no verdict (refusal reason, failure, "no result yet")
+    mc_first_incorrect_step rollout.py's Monte-Carlo `first_incorrect_step`, kept under this name
+
+`pending` rollouts (no result yet, or only retryable errors) are written and counted, never
+dropped, so one more `map` after the processor finishes fills them in.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rollkit.jsonl_log import dump_line
+from rollkit.steps import parse_solution
+
+from .requests import rollout_items
+from .results import LineResult, ResultIndex
+from .verdicts import parse_verdict
+
+log = logging.getLogger("rollkit")
+
+MAX_LISTED_PENDING = 10
+
+
+@dataclass
+class MapReport:
+    counts: Counter = field(default_factory=Counter)
+    pending_ids: list[str] = field(default_factory=list)
+    bad_input: int = 0
+
+    def summary(self) -> str:
+        parts = [f"{name} {self.counts[name]}" for name in
+                 ("ok", "no_conclusion", "refused", "failed", "pending") if self.counts[name]]
+        text = f"mapped {sum(self.counts.values())} rollouts: " + (", ".join(parts) or "none")
+        if self.bad_input:
+            text += f"; {self.bad_input} unreadable input lines skipped"
+        if self.counts["pending"]:
+            shown = ", ".join(self.pending_ids)
+            more = " ..." if self.counts["pending"] > len(self.pending_ids) else ""
+            text += f"\nno result yet for {self.counts['pending']} rollouts: {shown}{more}"
+        return text
+
+
+def _keep_mc_step(record: dict) -> dict:
+    """rollout.py writes the Monte-Carlo `first_incorrect_step` (an int); the judge's takes the name
+    here, so the Monte-Carlo one is kept as `mc_first_incorrect_step` rather than lost."""
+    value = record.get("first_incorrect_step")
+    if "first_incorrect_step" in record and not isinstance(value, dict) and "mc_first_incorrect_step" not in record:
+        return {**record, "mc_first_incorrect_step": value}
+    return record
+
+
+def _perception_count(record: dict) -> int | None:
+    solution = parse_solution(record.get("response") or "")
+    return len(solution.perception_steps) if solution.parsed else None
+
+
+def verification_fields(record: dict, result: LineResult | None, default_model: str | None) -> dict:
+    if result is None or result.status == "retry":
+        reason = "no result yet" if result is None else f"no result yet (last try: {result.reason})"
+        return {"verification_status": "pending", "verification_response": None, "conclusion": None,
+                "first_incorrect_step": None, "verification_model": None, "verification_error": reason}
+    if result.status != "ok":
+        return {"verification_status": result.status, "verification_response": None, "conclusion": None,
+                "first_incorrect_step": None, "verification_model": result.model or default_model,
+                "verification_error": result.reason}
+    verdict = parse_verdict(result.text, _perception_count(record))
+    status = "ok" if verdict.conclusion is not None else "no_conclusion"
+    error = None
+    if verdict.conclusion is None:
+        error = "no <conclusion>Correct/Incorrect</conclusion> in the reply"
+        if result.finish_reason == "length":
+            error += " (cut off at max_completion_tokens)"
+    return {"verification_status": status, "verification_response": result.text,
+            "conclusion": verdict.conclusion, "first_incorrect_step": verdict.first_incorrect_step,
+            "verification_model": result.model or default_model, "verification_error": error}
+
+
+def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], output: Path,
+                default_model: str | None = None) -> MapReport:
+    """Write every rollout with its verdict to `output` (replaced atomically at the end)."""
+    index = ResultIndex(results)
+    report = MapReport()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "wb") as out:
+        for item, custom_id in rollout_items(rollouts):
+            if item.record is None:
+                report.bad_input += 1
+                log.warning("%s", item.error)
+                continue
+            fields = verification_fields(item.record, index.get(custom_id), default_model)
+            report.counts[fields["verification_status"]] += 1
+            if fields["verification_status"] == "pending" and len(report.pending_ids) < MAX_LISTED_PENDING:
+                report.pending_ids.append(custom_id)
+            out.write(dump_line({**_keep_mc_step(item.record), "rollout_id": custom_id, **fields}))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, output)
+    return report

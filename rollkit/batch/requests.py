@@ -1,0 +1,97 @@
+"""One verification request per rollout, and the rollout ids that become `custom_id`s.
+
+A rollout written by rollout.py carries its `rollout_id`. Older rollouts (the seed's, the fixture's)
+have none, so one is derived the way rollout.py makes them: `f"{entry}:r{k}"`, where `entry` is the
+record's `entry_id` (or the id computed from its question and images) and `k` counts the rollouts of
+that entry in reading order. The same paths in the same order always give the same ids, which is
+what lets `map` join results made by `pack`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rollkit.images import image_size
+from rollkit.jsonl_log import DigestTable, id_digest
+from rollkit.messages import image_parts
+from rollkit.prompts import render
+from rollkit.records import InputItem, iter_inputs, question_text
+from rollkit.stage import record_id
+from rollkit.tokens import completion_allowance, count_messages
+
+PROMPT_NAME = "verify_steps"
+DEFAULT_MAX_COMPLETION_TOKENS = 8192  # what the seed gave its o4-mini judge
+
+_QUESTION_BLOCK = re.compile(r"<question>(.*?)</question>", re.DOTALL | re.IGNORECASE)
+_IMAGE_TOKEN = re.compile(r"<image>\s*", re.IGNORECASE)
+
+
+class RequestError(ValueError):
+    """A rollout that cannot become a request (no response, missing image, ...)."""
+
+
+@dataclass(frozen=True)
+class RequestOptions:
+    model: str  # the `model` of every body: the deployment name on Azure
+    url: str
+    max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS
+    max_image_side: int | None = None
+
+
+def rollout_items(paths: str | Path | Sequence[str | Path]) -> Iterator[tuple[InputItem, str | None]]:
+    """Every input item with its rollout id (None for unreadable items)."""
+    seen = DigestTable(with_values=True)  # entry -> rollouts so far; digests, so memory stays small
+    for item in iter_inputs(paths):
+        record = item.record
+        if record is None:
+            yield item, None
+            continue
+        given = record.get("rollout_id")
+        if isinstance(given, str) and given:
+            yield item, given
+            continue
+        entry = record_id(record)
+        digest = id_digest(entry)
+        k = seen.get(digest) or 0
+        seen.add(digest, k + 1)
+        yield item, f"{entry}:r{k}"
+
+
+def judge_question(record: dict) -> str:
+    """The question as the judge should read it.
+
+    `original_question` when the rollout kept it; otherwise the `question`, and when that holds the
+    whole rollout prompt (as the seed's rollouts do), the text of its `<question>` block.
+    """
+    original = record.get("original_question")
+    text = original if isinstance(original, str) and original.strip() else question_text(record)
+    blocks = _QUESTION_BLOCK.findall(text)
+    if blocks:
+        text = blocks[0]
+    return _IMAGE_TOKEN.sub("", text).strip()
+
+
+def solution_text(record: dict) -> str:
+    response = record.get("response")
+    if not isinstance(response, str) or not response.strip():
+        raise RequestError('no "response" text to verify')
+    return response.strip()
+
+
+def build_request(record: dict, source: str, custom_id: str, options: RequestOptions) -> dict:
+    """The batch line: `custom_id` first (resume scans read it without parsing the line)."""
+    prompt = render(PROMPT_NAME, question=judge_question(record), solution=solution_text(record))
+    content = [{"type": "text", "text": prompt}, *image_parts(record, source, options.max_image_side)]
+    body = {"model": options.model, "messages": [{"role": "user", "content": content}],
+            "max_completion_tokens": options.max_completion_tokens}
+    return {"custom_id": custom_id, "method": "POST", "url": options.url, "body": body}
+
+
+def request_tokens(request: dict) -> int:
+    """Estimated tokens of one line: prompt text with the model's encoding, images by the tile rule
+    from their pixel size, plus the completion allowance."""
+    body = request["body"]
+    return count_messages(body["messages"], body.get("model"), image_size) + completion_allowance(body)

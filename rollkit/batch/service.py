@@ -1,0 +1,153 @@
+"""Files and Batches calls for one endpoint, through the official `openai` SDK.
+
+`OpenAI` for `kind = "openai"` endpoints (base_url ends in /v1), `AzureOpenAI` for `kind = "azure"`
+(resource URL, `api-version`, `api-key` header). Errors are told apart by exception type and the
+structured error `code`, never by message text:
+
+- `QuotaRefused`: `batches.create` answered 400 with code `token_limit_exceeded` (Azure's fail-fast
+  regions); the file waits and goes again later or elsewhere;
+- `CallRefused`: any other 4xx on a call: this attempt cannot go on as it is;
+- `openai.AuthenticationError` / `PermissionDeniedError`: fatal, raised as FatalEndpointError;
+- connection errors, timeouts, 429 and 5xx: the SDK retries reads a few times; uploads and creates
+  are sent once (a retry after a lost response would make a second file or batch); the processor
+  tries again at the next check (`TransientCallError`), asking the service first what got through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+from openai.types import Batch, FileObject
+
+from rollkit.client import FatalEndpointError
+from rollkit.endpoints import DEFAULT_AZURE_API_VERSION, Endpoint, EndpointConfigError
+from rollkit.secrets import redact
+
+from .limits import TARGETS
+
+QUOTA_CODE = "token_limit_exceeded"
+REQUEST_TIMEOUT = 600.0  # uploads of 200 MB files take a while
+SDK_RETRIES = 3
+LIST_PAGE = 100
+
+
+class TransientCallError(Exception):
+    """The call did not go through this time (network, 429, 5xx); try again at the next poll."""
+
+
+class CallRefused(Exception):
+    def __init__(self, code: str | None, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class QuotaRefused(CallRefused):
+    """Over the endpoint's enqueued-token quota: wait, then try again."""
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    if exc.code:
+        return exc.code
+    body = exc.body if isinstance(exc.body, dict) else {}
+    inner = body.get("error") if isinstance(body.get("error"), dict) else body
+    return inner.get("code") if isinstance(inner, dict) else None
+
+
+class BatchService:
+    """The calls the processor makes, for one endpoint. Keys stay inside the SDK client."""
+
+    def __init__(self, endpoint: Endpoint, default_model: str | None = None):
+        self.endpoint = endpoint
+        if endpoint.kind == "azure":
+            self.client: openai.OpenAI = openai.AzureOpenAI(
+                azure_endpoint=endpoint.base_url, api_key=endpoint.api_key or "",
+                api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
+                max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
+            self.url, self.model = TARGETS["azure"].url, endpoint.deployment or default_model
+        elif endpoint.kind == "openai":
+            self.client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "EMPTY",
+                                        max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
+            self.url, self.model = TARGETS["openai"].url, endpoint.model or default_model
+        else:
+            raise EndpointConfigError(
+                f"endpoint {endpoint.name}: {endpoint.kind} servers have no Batch API; run the packed files "
+                "there with `vllm run-batch -i FILE -o OUT --model MODEL` and `map` the outputs")
+        if not self.model:
+            raise EndpointConfigError(f"endpoint {endpoint.name}: no model or deployment to run the batches on")
+        # Calls that create something are sent once: a retry after a lost response would create a
+        # second file or batch. The processor's intent/reconcile step retries them safely instead.
+        self.once = self.client.with_options(max_retries=0)
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            key = self.endpoint.key_env or "the key variable"
+            raise FatalEndpointError(f"endpoint {self.name}: {what} refused our credentials "
+                                     f"(HTTP {exc.status_code}); check {key}") from None
+        except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
+            raise TransientCallError(f"{self.name}: {what}: {redact(str(exc))[:300]}") from None
+        except openai.APIStatusError as exc:
+            if exc.status_code in (408, 409) or exc.status_code >= 500:
+                raise TransientCallError(f"{self.name}: {what}: HTTP {exc.status_code}") from None
+            code = _error_code(exc)
+            kind = QuotaRefused if code == QUOTA_CODE else CallRefused
+            raise kind(code, f"{self.name}: {what}: HTTP {exc.status_code} {code or ''}: "
+                             f"{redact(exc.message)[:300]}") from None
+
+    def upload(self, path: Path, filename: str) -> FileObject:
+        with open(path, "rb") as handle:
+            return self._call("upload", self.once.files.create, file=(filename, handle), purpose="batch")
+
+    def find_upload(self, filename: str, size: int) -> FileObject | None:
+        """A batch-purpose file with this name and size, if an earlier upload got through."""
+        page = self._call("list files", self.client.files.list, purpose="batch")
+        for item in self._all_pages(page, "list files"):
+            if item.filename == filename and item.bytes == size:
+                return item
+        return None
+
+    def create(self, input_file_id: str, attempt_id: str) -> Batch:
+        # metadata names the attempt, so a restart can tell our batch apart on batches.list
+        return self._call("create batch", self.once.batches.create, input_file_id=input_file_id,
+                          endpoint=self.url, completion_window="24h",  # type: ignore[arg-type]
+                          metadata={"rollkit_attempt": attempt_id})
+
+    def find_batch(self, input_file_id: str, attempt_id: str, known: set[str]) -> Batch | None:
+        """A batch made from this input file for this attempt, not yet in the ledger."""
+        page = self._call("list batches", self.client.batches.list, limit=LIST_PAGE)
+        for batch in self._all_pages(page, "list batches"):
+            tagged = (batch.metadata or {}).get("rollkit_attempt")
+            if batch.input_file_id == input_file_id and batch.id not in known and tagged in (None, attempt_id):
+                return batch
+        return None
+
+    def retrieve(self, batch_id: str) -> Batch:
+        return self._call("retrieve batch", self.client.batches.retrieve, batch_id)
+
+    def cancel(self, batch_id: str) -> Batch:
+        return self._call("cancel batch", self.client.batches.cancel, batch_id)
+
+    def download(self, file_id: str, dest: Path) -> None:
+        """Stream a file's content to `dest` (via a temporary name, so `dest` is whole or absent)."""
+        tmp = dest.with_name(dest.name + ".part")
+
+        def fetch() -> None:
+            with self.client.files.with_streaming_response.content(file_id) as response:
+                response.stream_to_file(tmp)
+
+        self._call("download", fetch)
+        tmp.replace(dest)
+
+    def _all_pages(self, page, what: str) -> Iterator:
+        while True:
+            yield from page.data
+            if not page.has_next_page():
+                return
+            page = self._call(what, page.get_next_page)

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Run batch_processor.py detached, with a log file. The seed's positional arguments, in its order:
+#
+#   AZURE_API_KEY=... ./run_batch_processor.sh [screen_session_name] [batch_start_index] [batch_end_index] \
+#       [split] [azure_endpoint] [check_interval] [model] [more batch_processor.py flags...]
+#
+# Example (files 0..9 of batch_files/vqav2_4k/, polled every 5 minutes):
+#   AZURE_API_KEY=... ./run_batch_processor.sh verify_0_10 0 10 vqav2_4k https://NAME.openai.azure.com 5 gpt-4.1-nano-3
+#
+# Defaults: session "batch_processor", start 0, end "" (to the last file; end is exclusive), split
+# "vqav2_4k", endpoint $AZURE_ENDPOINT, check interval 5 minutes, model $AZURE_DEPLOYMENT or
+# "gpt-4.1-nano-3". Arguments after the seventh go to batch_processor.py as they are (for example
+# --batch-dir DIR, --stale-after 120). Several sessions with different ranges may run side by side.
+#
+# The run lives in a screen session when screen is installed (screen -r NAME), else tmux
+# (tmux attach -t NAME), else nohup. The log is logs/batch_processor_NAME_<time>.log
+# (BATCH_LOG_DIR changes the folder; BATCH_DETACH=screen|tmux|nohup forces a method).
+# AZURE_API_KEY must be set; it reaches batch_processor.py through the environment only.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+die() { echo "run_batch_processor.sh: $*" >&2; exit 1; }
+
+session=${1:-batch_processor}
+start_index=${2:-0}
+end_index=${3:-}
+split=${4:-vqav2_4k}
+endpoint=${5:-${AZURE_ENDPOINT:-}}
+interval=${6:-5}
+model=${7:-${AZURE_DEPLOYMENT:-gpt-4.1-nano-3}}
+if [ $# -gt 7 ]; then shift 7; else shift $#; fi
+
+[ -n "${AZURE_API_KEY:-}" ] || die "AZURE_API_KEY is not set; export it with the key of the Azure resource first"
+[ -n "$endpoint" ] || die "no Azure endpoint: give it as the fifth argument or set AZURE_ENDPOINT"
+case "$session" in *[!A-Za-z0-9_.-]*) die "session name may only hold letters, digits, _ . and -" ;; esac
+
+python=.venv/bin/python
+[ -x "$python" ] || python=python3
+args=(batch_processor.py --split "$split" --start-index "$start_index" --azure-endpoint "$endpoint"
+      --check-interval "$interval" --model "$model" --no-progress)
+[ -n "$end_index" ] && args+=(--end-index "$end_index")
+args+=("$@")
+
+log_dir=${BATCH_LOG_DIR:-logs}
+mkdir -p "$log_dir"
+log="$log_dir/batch_processor_${session}_$(date +%Y%m%d_%H%M%S).log"
+echo "$(date '+%F %T') $python ${args[*]}" >"$log"
+quoted_log=$(printf %q "$log")
+inner="$(printf '%q ' "$python" "${args[@]}") >>$quoted_log 2>&1; \
+echo \"batch_processor.py exited with status \$? at \$(date '+%F %T')\" >>$quoted_log"
+
+method=${BATCH_DETACH:-}
+if [ -z "$method" ]; then
+  if command -v screen >/dev/null; then method=screen
+  elif command -v tmux >/dev/null; then method=tmux
+  else method=nohup; fi
+fi
+case "$method" in
+  screen)  # a new screen process inherits this environment, key included
+    screen -dmS "$session" bash -c "$inner" ;;
+  tmux)
+    # An already running tmux server would start the session with *its* environment, not ours; the
+    # key goes through an owner-only file that the session reads and deletes (never argv).
+    env_file=$(umask 077 && mktemp)
+    printf 'export AZURE_API_KEY=%q\n' "$AZURE_API_KEY" >"$env_file"
+    tmux new-session -d -s "$session" "bash -c $(printf %q ". $(printf %q "$env_file"); rm -f $(printf %q "$env_file"); $inner")" ;;
+  nohup)
+    nohup bash -c "$inner" </dev/null >/dev/null 2>&1 & ;;
+  *) die "BATCH_DETACH must be screen, tmux or nohup" ;;
+esac
+echo "started batch_processor.py with $method (session $session); log: $log"
+echo "status: $python batch_processor.py --split $split --status"
