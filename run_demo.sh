@@ -35,8 +35,18 @@ echo "== rollout.py: 2 structured rollouts per question, each step scored by 4 M
   --concurrency 8
 
 echo
+echo "== step-wise verification through the Batch API: pack, submit, poll, download, map back"
+"$py" merge_and_map_batch.py pack --rollouts "$out/rollouts.jsonl" --out-dir "$out/batches" --model demo-judge
+"$py" batch_processor.py --batch-dir "$out/batches" --base-url "$url/v1" --model demo-judge \
+  --check-interval 0.02 --no-progress
+"$py" batch_processor.py --batch-dir "$out/batches" --status
+"$py" merge_and_map_batch.py map --rollouts "$out/rollouts.jsonl" --results "$out/batches/results" \
+  --output "$out/verified_rollouts.jsonl"
+
+echo
 echo "outputs:"
 echo "  $out/final_results.jsonl   one record per question (generated_answers, generated_scores, best_answer)"
 echo "  $out/sft.jsonl             kept pairs as conversations, ready for SFT"
 echo "  $out/rollouts.jsonl        one record per rollout, every step scored (steps_with_score)"
+echo "  $out/verified_rollouts.jsonl  the rollouts with the judge's verdict (conclusion, first_incorrect_step)"
 echo "  $out/final_results.jsonl.summary.json, .config.json, .journal.jsonl, .errors.jsonl"

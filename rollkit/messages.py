@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .images import load_image
-from .records import image_refs, question_text, resolve_image_path
+from .records import image_folder, image_refs, question_text, resolve_image_path
 
 __all__ = ["build_messages", "image_parts", "prompt_turns", "question_text", "reference_answers",
            "strip_image_tokens"]
@@ -51,9 +51,10 @@ def strip_image_tokens(text: str) -> str:
 def image_parts(record: dict, source: str, max_side: int | None) -> list[dict]:
     """Raises ImageError naming the file when an image is missing or unreadable."""
     parts = []
+    folder = image_folder(record, source)
     for ref in image_refs(record):
         url = ref if ref.startswith(("http://", "https://", "data:")) else \
-            load_image(str(resolve_image_path(ref, source)), max_side).data_url
+            load_image(str(resolve_image_path(ref, folder)), max_side).data_url
         parts.append({"type": "image_url", "image_url": {"url": url}})
     return parts
 

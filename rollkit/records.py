@@ -161,13 +161,26 @@ def validate_record(record: Any) -> str | None:
     return None
 
 
-def resolve_image_path(ref: str, source_file: str | Path) -> Path:
-    """Where an image reference points: absolute paths as they are, others from the input file's folder.
+def image_folder(record: dict, source_file: str | Path) -> Path:
+    """The folder relative image references point into: `image_root` when an earlier stage recorded it
+    (its output usually lives elsewhere), else the folder of the file the record was read from."""
+    root = record.get("image_root")
+    return Path(root) if isinstance(root, str) and root else Path(source_file).resolve().parent
 
-    `~` is expanded. URLs and data URLs are not paths; callers check for them first.
-    """
+
+def image_root_field(record: dict, source_file: str | Path) -> dict:
+    """`{"image_root": folder}` for an output record whose images are relative paths, so the next
+    stage finds them wherever the output is written; `{}` when nothing needs it."""
+    relative = any(not ref.startswith(("http://", "https://", "data:")) and not Path(ref).expanduser().is_absolute()
+                   for ref in image_refs(record))
+    return {"image_root": str(image_folder(record, source_file))} if relative else {}
+
+
+def resolve_image_path(ref: str, folder: str | Path) -> Path:
+    """Where an image reference points: absolute paths as they are, others from `folder`
+    (see `image_folder`). `~` is expanded. URLs and data URLs are not paths; callers check first."""
     path = Path(ref).expanduser()
-    return path if path.is_absolute() else Path(source_file).parent / path
+    return path if path.is_absolute() else Path(folder) / path
 
 
 def _has_magic(text: str) -> bool:

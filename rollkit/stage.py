@@ -26,7 +26,7 @@ from tqdm import tqdm
 from .client import FatalEndpointError, RequestStats
 from .images import ImageError
 from .jsonl_log import DigestTable, ResultLog, error_log_for, id_digest
-from .records import InputItem, entry_id
+from .records import InputItem, entry_id, image_root_field
 
 log = logging.getLogger("rollkit")
 YIELD_EVERY = 1000
@@ -165,8 +165,8 @@ class StageRunner:
 
     def _write(self, item: InputItem, eid: str, unit: str, outcome: Outcome) -> None:
         if outcome.record is not None:
-            self.output.append({**item.record, **outcome.record, "entry_id": eid, self.output.id_field: unit,
-                                "incomplete": outcome.incomplete})
+            self.output.append({**item.record, **image_root_field(item.record, item.source), **outcome.record,
+                                "entry_id": eid, self.output.id_field: unit, "incomplete": outcome.incomplete})
             self.counts.written += 1
             self.counts.incomplete += outcome.incomplete
         else:

@@ -14,7 +14,16 @@ import pytest
 
 from rollkit import records
 from rollkit.jsonl_log import ErrorLog, LogLockedError, ResultLog, error_log_for
-from rollkit.records import InputError, entry_id, image_refs, iter_inputs, question_text, resolve_image_path
+from rollkit.records import (
+    InputError,
+    entry_id,
+    image_folder,
+    image_refs,
+    image_root_field,
+    iter_inputs,
+    question_text,
+    resolve_image_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CATS = {"question": "How many cats are on the sofa?", "image": "images/cats.jpg", "answer": "2"}
@@ -63,8 +72,12 @@ def test_question_and_image_helpers():
     assert question_text(CATS) == CATS["question"]
     assert image_refs(CATS) == ["images/cats.jpg"]
     assert image_refs({"question": "q"}) == []
-    assert resolve_image_path("a/b.jpg", "/data/in/q.jsonl") == Path("/data/in/a/b.jpg")
-    assert resolve_image_path("/abs/b.jpg", "/data/in/q.jsonl") == Path("/abs/b.jpg")
+    assert resolve_image_path("a/b.jpg", image_folder({}, "/data/in/q.jsonl")) == Path("/data/in/a/b.jpg")
+    assert resolve_image_path("/abs/b.jpg", "/data/in") == Path("/abs/b.jpg")
+    moved = {"image": "a/b.jpg", "image_root": "/data/in"}
+    assert resolve_image_path("a/b.jpg", image_folder(moved, "/out/sampled.jsonl")) == Path("/data/in/a/b.jpg")
+    assert image_root_field({"image": "a/b.jpg"}, "/data/in/q.jsonl") == {"image_root": "/data/in"}
+    assert image_root_field({"image": "/abs/b.jpg"}, "/data/in/q.jsonl") == {}
 
 
 def test_json_list_and_jsonl_give_the_same_ids(tmp_path):

@@ -31,8 +31,10 @@ def test_reject_keeps_seed_fields_and_writes_sft(tmp_path, reject_args):
 
 
 def test_sampling_then_score_equals_reject(tmp_path, reject_args):
-    questions = write_questions(tmp_path / "q.jsonl", 6, shape="question")
-    sampled, scored, rejected = tmp_path / "s.jsonl", tmp_path / "sc.jsonl", tmp_path / "r.jsonl"
+    questions = write_questions(tmp_path / "data" / "q.jsonl", 6, images=2, shape="question")
+    # Outputs in another folder: the next stage still finds the images (through `image_root`).
+    work = tmp_path / "work"
+    sampled, scored, rejected = work / "s.jsonl", work / "sc.jsonl", work / "r.jsonl"
     with run_emulator("--seed", "4") as url:
         common = ["--base-url", f"{url}/v1", "--concurrency", "4"]
         first = run_script("sampling.py", "--input_file", str(questions), "--output_file", str(sampled),

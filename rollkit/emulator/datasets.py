@@ -37,6 +37,7 @@ def question_record(index: int, shape: str, image: str | None) -> dict:
 
 def write_questions(path: Path, count: int, *, images: int = 0, shape: str = "conversations") -> Path:
     """A JSONL of `count` questions; with `images` > 0 they cycle over that many image files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     names = write_images(path.parent / "images", images) if images else []
     with open(path, "w", encoding="utf-8") as out:
         for index in range(count):
