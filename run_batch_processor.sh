@@ -19,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# shellcheck source=rollkit/detach.sh
+. rollkit/detach.sh
 die() { echo "run_batch_processor.sh: $*" >&2; exit 1; }
 
 session=${1:-batch_processor}
@@ -49,24 +51,7 @@ quoted_log=$(printf %q "$log")
 inner="$(printf '%q ' "$python" "${args[@]}") >>$quoted_log 2>&1; \
 echo \"batch_processor.py exited with status \$? at \$(date '+%F %T')\" >>$quoted_log"
 
-method=${BATCH_DETACH:-}
-if [ -z "$method" ]; then
-  if command -v screen >/dev/null; then method=screen
-  elif command -v tmux >/dev/null; then method=tmux
-  else method=nohup; fi
-fi
-case "$method" in
-  screen)  # a new screen process inherits this environment, key included
-    screen -dmS "$session" bash -c "$inner" ;;
-  tmux)
-    # An already running tmux server would start the session with *its* environment, not ours; the
-    # key goes through an owner-only file that the session reads and deletes (never argv).
-    env_file=$(umask 077 && mktemp)
-    printf 'export AZURE_API_KEY=%q\n' "$AZURE_API_KEY" >"$env_file"
-    tmux new-session -d -s "$session" "bash -c $(printf %q ". $(printf %q "$env_file"); rm -f $(printf %q "$env_file"); $inner")" ;;
-  nohup)
-    nohup bash -c "$inner" </dev/null >/dev/null 2>&1 & ;;
-  *) die "BATCH_DETACH must be screen, tmux or nohup" ;;
-esac
+method=$(detach_method "${BATCH_DETACH:-}")
+launch_detached "$method" "$session" "$inner" || exit 1
 echo "started batch_processor.py with $method (session $session); log: $log"
 echo "status: $python batch_processor.py --split $split --status"

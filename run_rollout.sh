@@ -37,6 +37,8 @@ latest="$log_dir/$name.log"  # a link to the newest timestamped log
 python=.venv/bin/python
 [ -x "$python" ] || python=python3
 
+# shellcheck source=rollkit/detach.sh
+. rollkit/detach.sh
 die() { echo "run_rollout.sh: $*" >&2; exit 1; }
 
 running_pid() {
@@ -78,13 +80,6 @@ check_key() {  # fail before detaching when the endpoint's key variable is missi
   [ -n "${!variable:-}" ] || die "the environment variable $variable is not set; export it with the API key first"
 }
 
-detach_method() {
-  if [ -n "${ROLLOUT_DETACH:-}" ]; then echo "$ROLLOUT_DETACH"
-  elif command -v screen >/dev/null; then echo screen
-  elif command -v tmux >/dev/null; then echo tmux
-  else echo nohup; fi
-}
-
 start() {
   [ $# -gt 0 ] || set -- "${DEFAULT_ARGS[@]}"
   if pid=$(running_pid); then die "already running (pid $pid); ./run_rollout.sh stop first"; fi
@@ -95,19 +90,14 @@ start() {
   [ -e "$log" ] && log="${log%.log}_$$.log"  # two starts within a second keep both logs
   ln -sfn "$(basename "$log")" "$latest"
   rm -f "$pid_file"
-  method=$(detach_method)
+  method=$(detach_method "${ROLLOUT_DETACH:-}")
   echo "$(date '+%F %T') $python rollout.py $*" >"$log"
   # Job control on (set -m): a background job would otherwise ignore SIGINT, and stop sends SIGINT.
   inner="set -m; $(printf '%q ' "$python" rollout.py "$@") >>$(printf %q "$log") 2>&1 & child=\$!
 echo \$child >$(printf %q "$pid_file")"
   [ "$method" = nohup ] || inner+=$'\n'"tail -n +1 -f --pid=\$child $(printf %q "$log") &"
   inner+=$'\n'"wait \$child; echo \"rollout.py exited with status \$? at \$(date '+%F %T')\" >>$(printf %q "$log")"
-  case "$method" in
-    screen) screen -dmS "$name" bash -c "$inner" ;;
-    tmux) tmux new-session -d -s "$name" "bash -c $(printf %q "$inner")" ;;
-    nohup) nohup bash -c "$inner" </dev/null >/dev/null 2>&1 & ;;
-    *) die "ROLLOUT_DETACH must be screen, tmux or nohup" ;;
-  esac
+  launch_detached "$method" "$name" "$inner" || die "ROLLOUT_DETACH must be screen, tmux or nohup"
   for _ in $(seq 30); do  # a bad flag or key shows up in the first seconds: report it here
     sleep 0.1
     [ -s "$pid_file" ] || continue
