@@ -29,7 +29,10 @@ class LoadedImage:
 # Bounded like load_image's cache: every key pins a whole data URL, so an unbounded dict would
 # hold every image of a run in memory.
 _SIZES: dict[str, tuple[int, int]] = {}
-_SIZES_MAX = 4096
+# A few hundred MB at most even for large photos; datasets list the questions about one image
+# together, so a window of this many recent images still reads each image once per run.
+CACHED_IMAGES = 1024
+_SIZES_MAX = CACHED_IMAGES
 
 
 def _remember_size(url: str, size: tuple[int, int]) -> None:
@@ -38,7 +41,7 @@ def _remember_size(url: str, size: tuple[int, int]) -> None:
     _SIZES[url] = size
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHED_IMAGES)
 def load_image(path: str, max_side: int | None = None) -> LoadedImage:
     """Read an image file into a data URL; downscale so its longest side is at most `max_side`."""
     try:
