@@ -49,8 +49,7 @@ from rollkit.batch.processor import Processor, ProcessorSettings
 from rollkit.batch.schedule import Slot
 from rollkit.batch.service import BatchService
 from rollkit.batch.status import status_table
-from rollkit.cli import add_endpoint_flags, setup_logging
-from rollkit.client import FatalEndpointError
+from rollkit.cli import add_endpoint_flags, run_main, setup_logging
 from rollkit.endpoints import (
     Endpoint,
     EndpointConfigError,
@@ -58,7 +57,6 @@ from rollkit.endpoints import (
     load_endpoints_toml,
     resolve_key,
 )
-from rollkit.jsonl_log import LogLockedError
 
 BATCH_ROOT = Path("batch_files")
 
@@ -135,19 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_dir = BATCH_ROOT / args.split
     if args.check_interval <= 0 or args.stale_after <= 0:
         parser.error("--check-interval and --stale-after must be positive")
-    setup_logging(args.verbose)
     if args.status:
+        setup_logging(args.verbose)
         print(status_table(args.batch_dir))
         return 0
-    try:
-        return run(args)
-    except (FatalEndpointError, EndpointConfigError, LogLockedError, PackError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: everything done so far is in the ledger; run the same command to resume",
-              file=sys.stderr)
-        return 130
+    return run_main(lambda: run(args), args.verbose, fatal=(PackError, FileNotFoundError))
 
 
 if __name__ == "__main__":

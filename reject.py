@@ -95,8 +95,7 @@ async def main(args: argparse.Namespace) -> int:
         dry_run(items, dry_run_bodies(args, sampling, scoring), args.generator_model, args.price_in,
                 args.price_out)
         return 0
-    await execute("reject", args, items, args.output, build_pools(args), make_process(args, sampling, scoring),
-                  args.cache_file or cli.default_journal(args.output))
+    await execute("reject", args, items, build_pools(args), make_process(args, sampling, scoring))
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0

@@ -125,8 +125,7 @@ async def main(args: argparse.Namespace) -> int:
             return await run_rollout(calls, params, item.record, item.source, unit)
         return process
 
-    await execute("rollout", args, items, args.output, pools, make_process,
-                  args.cache_file or cli.default_journal(args.output), id_field="rollout_id",
+    await execute("rollout", args, items, pools, make_process, id_field="rollout_id",
                   units=rollout_units(params.num_rollouts))
     return 0
 

@@ -47,8 +47,7 @@ async def main(args: argparse.Namespace) -> int:
                                                             eid, params))
         return process
 
-    await execute("sampling", args, items, args.output, pools, make_process,
-                  args.cache_file or cli.default_journal(args.output))
+    await execute("sampling", args, items, pools, make_process)
     return 0
 
 

@@ -52,8 +52,7 @@ async def main(args: argparse.Namespace) -> int:
             return Outcome(record=fields, incomplete=fields["failed_scores"] > 0)
         return process
 
-    await execute("score", args, items, args.output, pools, make_process,
-                  args.cache_file or cli.default_journal(args.output))
+    await execute("score", args, items, pools, make_process)
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0

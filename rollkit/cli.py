@@ -10,8 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 
 from .client import FatalEndpointError
 from .endpoints import (
@@ -98,22 +97,23 @@ def setup_logging(verbose: bool) -> None:
     root.propagate = False
 
 
-def run_main(main: Coroutine, verbose: bool = False) -> int:
-    """Run a stage coroutine; fatal errors print one clear line and exit 1."""
+FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError)
+RESUME_HINT = "finished work is saved; run the same command again to resume"
+
+
+def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: tuple = ()) -> int:
+    """Run a stage (a coroutine, or a plain function for the batch processor's synchronous loop);
+    fatal errors, the shared ones and the caller's `fatal`, print one clear line and exit 1."""
     setup_logging(verbose)
     try:
-        return asyncio.run(main) or 0
-    except (FatalEndpointError, EndpointConfigError, InputError, LogLockedError) as exc:
+        result = asyncio.run(main) if asyncio.iscoroutine(main) else main()
+        return result or 0
+    except (*FATAL_ERRORS, *fatal) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: finished records are saved; run the same command again to resume",
-              file=sys.stderr)
+        print(f"interrupted: {RESUME_HINT}", file=sys.stderr)
         return 130
-
-
-def default_journal(output: str | Path) -> Path:
-    return Path(f"{output}.journal.jsonl")
 
 
 def add_io_flags(parser: argparse.ArgumentParser) -> None:

@@ -39,14 +39,20 @@ def merged_stats(clients: list[ChatClient]) -> RequestStats:
     return total
 
 
-async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem], output: str,
+def journal_path(args: argparse.Namespace) -> Path:
+    """The seeds' `--cache_file` when given, else `<output>.journal.jsonl`."""
+    return Path(getattr(args, "cache_file", None) or f"{args.output}.journal.jsonl")
+
+
+async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem],
                   pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
-                  journal_path: str | Path, *, id_field: str = "entry_id", units: Units | None = None) -> dict:
-    """Run one stage to the end; returns its summary (also printed and saved).
+                  *, id_field: str = "entry_id", units: Units | None = None) -> dict:
+    """Run one stage over `items` into `args.output`; returns its summary (also printed and saved).
 
     `id_field` and `units` let a stage write several records per input (see StageRunner)."""
+    output = args.output
     async with AsyncExitStack() as stack:
-        journal = stack.enter_context(RequestJournal(journal_path))
+        journal = stack.enter_context(RequestJournal(journal_path(args)))
         clients = {role: await stack.enter_async_context(ChatClient(
             pool, journal, concurrency=args.concurrency, timeout=args.request_timeout,
             max_attempts=args.max_attempts, backoff=args.backoff)) for role, pool in pools.items()}
