@@ -14,7 +14,7 @@ from .client import ChatClient, RequestStats
 from .endpoints import EndpointPool
 from .images import image_size
 from .journal import RequestJournal
-from .records import InputItem
+from .records import InputItem, count_inputs
 from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
 from .tokens import completion_allowance, count_messages
 
@@ -62,7 +62,8 @@ async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem
         runner.open()
         stack.callback(runner.close)
         save_json(f"{output}.config.json", {"stage": name, **vars(args)})
-        await runner.run(items, make_process(clients))
+        total = count_inputs(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None))
+        await runner.run(items, make_process(clients), total)
         summary = runner.summary()
     save_json(f"{output}.summary.json", summary)
     print_summary(summary)

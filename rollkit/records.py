@@ -324,6 +324,19 @@ def _list_error(source: str, index: int, problem: str) -> InputItem:
     return InputItem(source, index, None, message, in_list=True)
 
 
+def count_inputs(paths: str | Path | Sequence[str | Path], *, start: int | None = None,
+                 end: int | None = None) -> int | None:
+    """How many records `iter_inputs` will yield, for a progress bar's total: non-blank lines of
+    JSONL files (about 1 GB/s); None when a JSON list is among the inputs (counting means parsing)."""
+    total = 0
+    for path in expand_paths(paths):
+        if _first_char(path) == "[":
+            return None
+        with open(path, "rb") as handle:
+            total += sum(1 for line in handle if line.strip())
+    return len(range(total)[start:end])
+
+
 def _first_char(path: Path) -> str:
     with open(path, "rb") as handle:
         head = handle.read(4096).removeprefix(_BOM)

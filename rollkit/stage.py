@@ -98,9 +98,12 @@ class StageRunner:
         removed = self.output.drop(incomplete) + self.errors.drop(failed)
         log.info("--retry-failed: %d incomplete or failed records will be redone", removed)
 
-    async def run(self, items: Iterable[InputItem], process: Process) -> StageCounts:
+    async def run(self, items: Iterable[InputItem], process: Process, total: int | None = None) -> StageCounts:
+        """`total`: the number of input records, when known, for the bar's share and time left. The bar
+        counts records taken from the input; work in flight trails it by at most `concurrency`."""
         pending: set[asyncio.Task] = set()
-        with tqdm(desc=self.name, unit="rec", file=sys.stderr, mininterval=0.5, dynamic_ncols=True) as bar:
+        with tqdm(desc=self.name, unit="rec", total=total, file=sys.stderr, mininterval=0.5,
+                  dynamic_ncols=True) as bar:
             self._bar = bar
             try:
                 for index, item in enumerate(items):
@@ -123,6 +126,7 @@ class StageRunner:
     def _admit(self, item: InputItem) -> str | None:
         """The id to process, or None when the item is bad, done already, or a duplicate."""
         self.counts.seen += 1
+        self._bar.update(1)
         if item.error:
             self.counts.bad_input += 1
             log.warning("%s", item.error)
@@ -183,7 +187,6 @@ class StageRunner:
     def _show_progress(self) -> None:
         stats = self.request_stats()
         minutes = max(1e-9, (time.monotonic() - self._started) / 60)
-        self._bar.update(1)
         self._bar.set_postfix(done=self.counts.written, failed=self.counts.failed,
                               rpm=round(stats.sent / minutes),
                               tpm=round((stats.prompt_tokens + stats.completion_tokens) / minutes),
