@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
@@ -165,7 +166,13 @@ def image_folder(record: dict, source_file: str | Path) -> Path:
     """The folder relative image references point into: `image_root` when an earlier stage recorded it
     (its output usually lives elsewhere), else the folder of the file the record was read from."""
     root = record.get("image_root")
-    return Path(root) if isinstance(root, str) and root else Path(source_file).resolve().parent
+    return Path(root) if isinstance(root, str) and root else _folder_of(str(source_file))
+
+
+@lru_cache(maxsize=256)
+def _folder_of(source_file: str) -> Path:
+    # resolve() touches the file system; a run reads few files and asks for every record.
+    return Path(source_file).resolve().parent
 
 
 def image_root_field(record: dict, source_file: str | Path) -> dict:
