@@ -7,7 +7,7 @@ import json
 from conftest import read_jsonl, run_script, script_env
 
 from rollkit.emulator.datasets import write_questions
-from rollkit.emulator.testing import get_stats, run_emulator
+from rollkit.emulator.testing import get_stats, run_emulator, run_emulators
 
 SEED_FIELDS = {"original_question", "original_answers", "generated_answers", "generated_scores", "entry_id"}
 
@@ -115,3 +115,19 @@ def test_azure_flags_use_deployments_and_the_api_key_header(tmp_path):
     assert len(records) == 3
     assert {r["model"] for r in records} == {"emulator/gen-deployment"}
     assert {r["scorer_model"] for r in records} == {"emulator/judge-deployment"}
+
+
+def test_endpoints_file_spreads_requests_over_every_endpoint(tmp_path, reject_args):
+    questions = write_questions(tmp_path / "q.jsonl", 12)
+    out = tmp_path / "out.jsonl"
+    with run_emulators([], []) as urls:
+        tables = [f'[[endpoint]]\nname = "node{i}"\nkind = "local"\nbase_url = "{url}/v1"\nrpm = 6000\ntpm = 6000000\n'
+                  for i, url in enumerate(urls)]
+        config = tmp_path / "endpoints.toml"
+        config.write_text("\n".join(tables))
+        args = [a for a in reject_args(urls[0], questions, out) if a not in ("--base-url", f"{urls[0]}/v1")]
+        done = run_script("reject.py", *args, "--endpoints", str(config))
+        served = [get_stats(url, with_keys=False)["completed"] for url in urls]
+    assert done.returncode == 0, done.stderr
+    assert len(read_jsonl(out)) == 12
+    assert sum(served) == 12 * 6 and min(served) > 0, served
