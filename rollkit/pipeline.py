@@ -14,9 +14,12 @@ from .client import ChatClient, RequestStats
 from .endpoints import EndpointPool
 from .images import image_size
 from .journal import RequestJournal
-from .records import InputItem, count_inputs
+from .records import ENTRY_ID_VERSION, InputItem, count_inputs
 from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
 from .tokens import completion_allowance, count_messages
+
+# The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
+OUTPUT_SCHEMA_VERSION = 1
 
 # Dollars per 1M tokens (prompt, completion), list prices; override with --price-in/--price-out.
 PRICES = {
@@ -61,7 +64,8 @@ async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem
                              units=units)
         runner.open()
         stack.callback(runner.close)
-        save_json(f"{output}.config.json", {"stage": name, **vars(args)})
+        save_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
+                                            "entry_id_version": ENTRY_ID_VERSION, **vars(args)})
         total = count_inputs(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None))
         await runner.run(items, make_process(clients), total)
         summary = runner.summary()
