@@ -24,13 +24,12 @@ DEFAULT_ENCODING = "o200k_base"
 
 @lru_cache(maxsize=64)
 def encoding_for(model: str | None) -> bpe_openai.Encoding:
-    """The model's encoding; unknown names (deployments, local models) fall back to o200k."""
-    if model:
-        try:
-            return bpe_openai.encoding_for_model(model)
-        except Exception:  # the library raises its own error types for unknown names
-            pass
-    return bpe_openai.get_encoding(DEFAULT_ENCODING)
+    """The model's encoding (gpt-4 and gpt-3.5 use cl100k); names the library does not know
+    (deployments, local models, newer o-series) fall back to o200k, today's encoding."""
+    try:
+        return bpe_openai.get_encoding(bpe_openai.encoding_name_for_model(model or ""))
+    except (KeyError, ValueError):  # the library's UnsupportedModelError is a KeyError
+        return bpe_openai.get_encoding(DEFAULT_ENCODING)
 
 
 def count_text(text: str, model: str | None = None) -> int:

@@ -71,3 +71,12 @@ def test_endpoint_file_errors_name_the_file(tmp_path, monkeypatch):
 def test_templates_substitute_once():
     text = render("score_candidate", question="{{candidate}}", reference="r", candidate="c")
     assert "{{candidate}}" in text and "scale from 0 to 10" in text
+
+
+def test_encodings_by_model_match_tiktoken_ids():
+    from rollkit.tokens import encoding_for
+
+    # tiktoken's published ids for "hello world" in each encoding
+    assert encoding_for("gpt-4").encode("hello world") == [15339, 1917]
+    assert encoding_for("gpt-4.1").encode("hello world") == [24912, 2375]
+    assert encoding_for("my-azure-deployment").name == "o200k_base"
