@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", action="store_true", help="print the table of every file and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log every step")
-    add_endpoint_flags(p)
+    add_endpoint_flags(p, rate_limits=False)
     return p
 
 

@@ -27,7 +27,7 @@ from .secrets import RedactingFilter
 log = logging.getLogger("rollkit")
 
 
-def add_endpoint_flags(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+def add_endpoint_flags(parser: argparse.ArgumentParser, prefix: str = "", rate_limits: bool = True) -> None:
     """`--base-url`, `--endpoints`, `--azure-endpoint` and their options; `prefix` names a role
     (e.g. `scorer-`) when a script talks to two sets of endpoints."""
     group = parser.add_argument_group(f"{prefix or 'endpoint '}options".replace("-", " "))
@@ -43,6 +43,8 @@ def add_endpoint_flags(parser: argparse.ArgumentParser, prefix: str = "") -> Non
     group.add_argument(f"--{prefix}api-version", dest=f"{dest}api_version", help="Azure api-version")
     group.add_argument(f"--{prefix}api-key-env", dest=f"{dest}api_key_env",
                        help="environment variable holding the key (default OPENAI_API_KEY or AZURE_API_KEY)")
+    if not rate_limits:  # the Batch API has enqueued-token quotas instead
+        return
     group.add_argument(f"--{prefix}rpm", dest=f"{dest}rpm", type=float, default=0,
                        help="requests per minute this endpoint allows (0: no limit)")
     group.add_argument(f"--{prefix}tpm", dest=f"{dest}tpm", type=float, default=0,
