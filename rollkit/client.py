@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from .endpoints import EndpointPool, EndpointState
+from .endpoints import EndpointPool, EndpointState, keep_loopback_off_proxies
 from .images import image_size
 from .journal import RequestJournal, request_key
 from .ratelimit import parse_reset
@@ -135,7 +135,10 @@ class ChatClient:
 
     async def __aenter__(self) -> ChatClient:
         connector = aiohttp.TCPConnector(limit=self._concurrency + 4, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        # HTTPS_PROXY and friends are honoured (clusters often need them for remote APIs), but never
+        # for this machine's own servers: the seeds told users to set NO_PROXY by hand for those.
+        keep_loopback_off_proxies()
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=True)
         return self
 
     async def __aexit__(self, *exc) -> None:

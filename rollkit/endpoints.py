@@ -87,6 +87,18 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def keep_loopback_off_proxies() -> None:
+    """Add the loopback hosts to NO_PROXY (this process only) when a proxy is configured."""
+    if not any(os.environ.get(name) for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")):
+        return
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        os.environ[name] = ",".join(present + [h for h in LOOPBACK_HOSTS if h not in present])
+
+
 def resolve_key(endpoint: Endpoint) -> Endpoint:
     """Fill the key from the named environment variable; the message names the variable, never a value."""
     if endpoint.kind == "local" and not endpoint.key_env:

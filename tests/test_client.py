@@ -96,3 +96,17 @@ def test_budget_keeps_requests_under_the_limit(urls):
     # that meets a connection-timing skew right after the opening burst.
     stats = run(go())
     assert stats.rate_limited <= 1 and stats.sent - stats.rate_limited == 18
+
+
+def test_a_configured_proxy_is_not_used_for_loopback_servers(urls, monkeypatch):
+    # Nothing listens on port 9: a request that went through this proxy would fail.
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    async def go():
+        pool = EndpointPool([endpoint(urls["healthy"], "healthy")])
+        async with ChatClient(pool, None, max_attempts=1) as client:
+            return await client.complete(body(300))
+    assert run(go()).ok
