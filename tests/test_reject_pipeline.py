@@ -131,3 +131,27 @@ def test_endpoints_file_spreads_requests_over_every_endpoint(tmp_path, reject_ar
     assert done.returncode == 0, done.stderr
     assert len(read_jsonl(out)) == 12
     assert sum(served) == 12 * 6 and min(served) > 0, served
+
+
+def test_the_seeds_commands_run_unchanged_against_local_ports(tmp_path):
+    questions = tmp_path / "input.json"
+    write_questions(tmp_path / "q.jsonl", 4)
+    questions.write_text(json.dumps(read_jsonl(tmp_path / "q.jsonl")))
+    env = script_env()
+    env.pop("OPENAI_API_KEY")  # local servers need no key
+    with run_emulators(["--no-auth"], ["--no-auth"]) as (generator, scorer):
+        gen_port, judge_port = generator.rsplit(":", 1)[1], scorer.rsplit(":", 1)[1]
+        sampled = run_script("sampling.py", "--input_file", str(questions), "--output_file", str(tmp_path / "s.jsonl"),
+                             "--model_name", "gen", "--port", gen_port, "--concurrent_requests", "10",
+                             "--answers_per_question", "3", env=env)
+        scored = run_script("score.py", "--input_file", str(tmp_path / "s.jsonl"), "--output_file",
+                            str(tmp_path / "sc.jsonl"), "--model_name", "judge", "--api_port", judge_port,
+                            "--concurrency", "10", env=env)
+        rejected = run_script("reject.py", "--input_file", str(questions), "--output_file", str(tmp_path / "f.jsonl"),
+                              "--cache_file", str(tmp_path / "cache.jsonl"), "--generator_model", "gen",
+                              "--scorer_model", "judge", "--generator_port", gen_port, "--scorer_port", judge_port,
+                              "--concurrency", "5", "--answers_per_question", "4", env=env)
+    for done in (sampled, scored, rejected):
+        assert done.returncode == 0, done.stderr
+    assert len(read_jsonl(tmp_path / "sc.jsonl")) == len(read_jsonl(tmp_path / "f.jsonl")) == 4
+    assert (tmp_path / "cache.jsonl").stat().st_size > 0  # --cache_file is the request journal
