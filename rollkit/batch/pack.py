@@ -193,6 +193,7 @@ class Packer:
     def _one(self, item, custom_id: str | None, verified: DigestTable, errors: ErrorLog) -> None:
         if item.record is None:
             self.report.errors += 1
+            log.warning("%s", item.error)
             errors.add(entry_id=None, source=item.source, line=item.line, stage="pack", reason="bad_input",
                        message=item.error or "unreadable")
             return
@@ -211,12 +212,14 @@ class Packer:
             request = build_request(record, item.source, custom_id, self.options)
         except (RequestError, ImageError, ValueError) as exc:
             self.report.errors += 1
+            log.warning("%s: %s", item.where, exc)
             errors.add(entry_id=custom_id, source=item.source, line=item.line, stage="pack",
                        reason="bad_rollout", message=str(exc))
             return
         line, tokens, limits = dump_line(request), request_tokens(request), self.s.limits
         if len(line) > limits.max_bytes or (limits.max_tokens is not None and tokens > limits.max_tokens):
             self.report.errors += 1
+            log.warning("%s: request too large for the file limits", item.where)
             errors.add(entry_id=custom_id, source=item.source, line=item.line, stage="pack", reason="too_large",
                        message=f"one request of {len(line)} bytes and {tokens} tokens is over the file limits; "
                                "raise them or downscale images with --max-image-side")
