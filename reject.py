@@ -88,7 +88,7 @@ def dry_run_bodies(args, sampling: SamplingParams, scoring: ScoringParams):
 
 async def main(args: argparse.Namespace) -> int:
     sampling = SamplingParams(args.generator_model, args.n, args.temperature, args.max_tokens,
-                              not args.no_seed, args.max_image_side)
+                              not args.no_seed, args.max_image_side, cli.endpoints_take_n(args))
     scoring = ScoringParams(args.scorer_model, args.scorer_max_tokens)
     items = iter_inputs(args.input, start=args.start, end=args.end)
     if args.dry_run:

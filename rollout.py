@@ -34,7 +34,6 @@ import sys
 
 from rollkit import cli
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
-from rollkit.endpoints import load_endpoints_toml
 from rollkit.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -67,10 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--max-reasoning-steps", type=int, default=10, help="the same for [Reasoning] (default: 10)")
     group.add_argument("--temperature", type=float, default=1.0, help="for rollouts and continuations")
     group.add_argument("--max-tokens", type=int, default=2048, help="per rollout and per continuation")
-    group.add_argument("--no-n", action="store_true",
-                       help="one request per sample instead of one request with n (for servers without n)")
-    group.add_argument("--no-seed", action="store_true",
-                       help="do not send a per-sample `seed` (for servers that reject it)")
+    cli.add_request_shape_flags(group)
     cli.add_endpoint_flags(parser)
     cli.add_run_flags(parser)
     args = parser.parse_args(argv)
@@ -93,20 +89,12 @@ def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     return modes
 
 
-def endpoints_take_n(args: argparse.Namespace) -> bool:
-    """Whether to ask for several choices per request: not with --no-n, nor when any endpoint in
-    --endpoints says `supports_n = false` (the pool may send a request to any of them)."""
-    if args.no_n:
-        return False
-    return not args.endpoints or all(e.supports_n for e in load_endpoints_toml(args.endpoints, args.model))
-
-
 def build_params(args: argparse.Namespace) -> RolloutParams:
     return RolloutParams(
         model=args.model, num_rollouts=args.num_rollouts, num_mc=args.num_mc, mc_mode=args.mc_mode,
         answer_format=args.answer_format, scoring_modes=tuple(args.scoring_modes),
         max_perception_steps=args.max_perception_steps, max_reasoning_steps=args.max_reasoning_steps,
-        temperature=args.temperature, max_tokens=args.max_tokens, use_n=endpoints_take_n(args),
+        temperature=args.temperature, max_tokens=args.max_tokens, use_n=cli.endpoints_take_n(args),
         seeded=not args.no_seed, max_image_side=args.max_image_side)
 
 

@@ -131,8 +131,24 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
                         help="candidates to sample per question")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, default=2048, help="max tokens per candidate")
+    add_request_shape_flags(parser)
+
+
+def add_request_shape_flags(parser) -> None:
+    """`--no-n` and `--no-seed`, for servers that refuse those request fields."""
+    parser.add_argument("--no-n", action="store_true",
+                        help="one request per sample instead of one request with n (for servers without n)")
     parser.add_argument("--no-seed", action="store_true",
                         help="do not send a per-sample `seed` (for servers that reject it)")
+
+
+def endpoints_take_n(args: argparse.Namespace) -> bool:
+    """Whether to ask for several choices per request: not with --no-n, nor when any endpoint in
+    --endpoints says `supports_n = false` (the pool may send a request to any of them)."""
+    if args.no_n:
+        return False
+    endpoints = getattr(args, "endpoints", None)
+    return not endpoints or all(e.supports_n for e in load_endpoints_toml(endpoints))
 
 
 def add_selection_flags(parser: argparse.ArgumentParser) -> None:

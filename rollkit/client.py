@@ -61,6 +61,18 @@ class ChatResult:
     def text(self) -> str | None:
         return self.texts[0] if self.texts else None
 
+    def split(self, expected: int) -> list[ChatResult]:
+        """One result per choice of a reply asked for with `n`, each judged on its own; a failed
+        reply fails them all, and choices the server did not send fail as `n_ignored`."""
+        if not self.ok:
+            return [self] * expected
+        parts = [result_from_response({"model": self.model, "choices": [
+            {"index": 0, "message": {"content": text}, "finish_reason": reason}]}, self.replayed)
+            for text, reason in zip(self.texts, self.finish_reasons, strict=True)]
+        missing = ChatResult(False, reason="n_ignored", model=self.model,
+                             message="the server sent fewer choices than n asked for; use --no-n")
+        return (parts + [missing] * expected)[:expected]
+
 
 @dataclass
 class RequestStats:

@@ -30,6 +30,7 @@ class SamplingParams:
     max_tokens: int = 2048
     seeded: bool = True
     max_image_side: int | None = None
+    use_n: bool = True  # one request with n: the prompt and its images are paid once, not n times
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,15 @@ def sample_seed(entry_id: str, index: int) -> int:
 
 
 def sampling_bodies(record: dict, source: str, entry_id: str, params: SamplingParams) -> list[dict]:
+    """One body asking for `n` choices, or (`use_n` off) n bodies with a seed each."""
     messages = build_messages(record, source, params.max_image_side)
+    base = {"model": params.model, "messages": messages, "temperature": params.temperature,
+            "max_tokens": params.max_tokens}
+    if params.use_n:
+        base = {**base, "n": params.n}
     bodies = []
-    for index in range(params.n):
-        body = {"model": params.model, "messages": messages, "temperature": params.temperature,
-                "max_tokens": params.max_tokens}
+    for index in range(1 if params.use_n else params.n):
+        body = dict(base)
         if params.seeded:
             body["seed"] = sample_seed(entry_id, index)
         bodies.append(body)
@@ -67,7 +72,9 @@ async def sample_candidates(client: ChatClient, record: dict, source: str, entry
                             params: SamplingParams) -> dict:
     """Fields a sampled record adds: the answers that came back, and what became of every sample."""
     bodies = sampling_bodies(record, source, entry_id, params)
-    results = await asyncio.gather(*(client.complete(body, i) for i, body in enumerate(bodies)))
+    replies = await asyncio.gather(*(client.complete(body, i, per_choice=params.use_n)
+                                     for i, body in enumerate(bodies)))
+    results = replies[0].split(params.n) if params.use_n else replies
     return {
         "original_question": question_text(record),
         "original_answers": reference_answers(record),
@@ -75,7 +82,7 @@ async def sample_candidates(client: ChatClient, record: dict, source: str, entry
         "candidates": [candidate_entry(i, r) for i, r in enumerate(results)],
         "failed_candidates": sum(not r.ok for r in results),
         "model": next((r.model for r in results if r.model), params.model),
-        "usage": _sum_usage(results),
+        "usage": _sum_usage(replies),
     }
 
 

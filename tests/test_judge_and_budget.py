@@ -80,3 +80,18 @@ def test_encodings_by_model_match_tiktoken_ids():
     assert encoding_for("gpt-4").encode("hello world") == [15339, 1917]
     assert encoding_for("gpt-4.1").encode("hello world") == [24912, 2375]
     assert encoding_for("my-azure-deployment").name == "o200k_base"
+
+
+def test_a_reply_with_n_choices_is_judged_choice_by_choice():
+    from rollkit.client import result_from_response
+
+    reply = {"model": "m", "choices": [
+        {"index": 0, "message": {"content": "fine"}, "finish_reason": "stop"},
+        {"index": 1, "message": {"content": "cut"}, "finish_reason": "length"},
+        {"index": 2, "message": {"content": None}, "finish_reason": "content_filter"}]}
+    parts = result_from_response(reply, per_choice=True).split(4)
+    assert [p.ok for p in parts] == [True, False, False, False]
+    assert [p.reason for p in parts] == [None, "length", "content_filter", "n_ignored"]
+    refused = result_from_response({"choices": [{"index": 0, "finish_reason": "content_filter", "message": {}}]},
+                                   per_choice=True)
+    assert [p.reason for p in refused.split(2)] == ["content_filter", "content_filter"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import read_jsonl, run_script, script_env
 
@@ -56,9 +57,11 @@ def test_same_text_different_images_are_two_entries(tmp_path, reject_args):
     questions = tmp_path / "q.json"
     questions.write_text(json.dumps(rows))
     with run_emulator() as url:
-        done = run_script("reject.py", *reject_args(url, questions, tmp_path / "out.jsonl"))
+        done = run_script("reject.py", *reject_args(url, questions, tmp_path / "out.jsonl"), "--no-n")
     assert done.returncode == 0, done.stderr
-    assert len({r["entry_id"] for r in read_jsonl(tmp_path / "out.jsonl")}) == 2
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert len({r["entry_id"] for r in records}) == 2
+    assert all(len(r["generated_answers"]) == 3 for r in records)  # one request per sample with --no-n
 
 
 def test_exact_duplicates_are_done_once_and_counted(tmp_path, reject_args):
@@ -76,9 +79,15 @@ def test_dry_run_calls_nothing(tmp_path, reject_args):
     with run_emulator() as url:
         done = run_script("reject.py", *reject_args(url, questions, tmp_path / "out.jsonl"), "--dry-run",
                           "--price-in", "1", "--price-out", "2")
+        separate = run_script("reject.py", *reject_args(url, questions, tmp_path / "out.jsonl"), "--dry-run", "--no-n")
         assert get_stats(url)["requests"] == 0
     assert done.returncode == 0, done.stderr
-    assert "5 records" in done.stdout and "30 requests" in done.stdout and "$" in done.stdout
+    # 3 candidates in one request with n, then 3 judge calls; --no-n sends the 3 samples apart
+    assert "5 records" in done.stdout and "20 requests" in done.stdout and "$" in done.stdout
+    assert "30 requests" in separate.stdout
+    prompt_tokens = [int(re.search(r"prompt tokens\s+([\d,]+)", out.stdout)[1].replace(",", ""))
+                     for out in (done, separate)]
+    assert prompt_tokens[0] < prompt_tokens[1]  # the question and its image are paid once, not 3 times
     assert not (tmp_path / "out.jsonl").exists()
 
 
@@ -130,7 +139,7 @@ def test_endpoints_file_spreads_requests_over_every_endpoint(tmp_path, reject_ar
         served = [get_stats(url, with_keys=False)["completed"] for url in urls]
     assert done.returncode == 0, done.stderr
     assert len(read_jsonl(out)) == 12
-    assert sum(served) == 12 * 6 and min(served) > 0, served
+    assert sum(served) == 12 * (1 + 3) and min(served) > 0, served  # 3 samples in one request, 3 scores
 
 
 def test_the_seeds_commands_run_unchanged_against_local_ports(tmp_path):
