@@ -17,7 +17,7 @@ import jsonlines
 
 from .client import ChatClient, ChatResult
 from .judge import parse_judge_score
-from .messages import build_messages, question_text, reference_answers
+from .messages import build_messages, image_parts, question_text, reference_answers
 from .prompts import render
 from .stage import Outcome
 
@@ -106,10 +106,8 @@ def scoring_body(record: dict, source: str, answer: str, params: ScoringParams,
                  max_image_side: int | None = None) -> dict:
     prompt = render("score_candidate", question=question_text(record),
                     reference="\n".join(reference_answers(record)), candidate=answer)
-    images = [m for m in build_messages(record, source, max_image_side) if isinstance(m["content"], list)]
-    content: list | str = prompt
-    if images:
-        content = [{"type": "text", "text": prompt}, *images[0]["content"][1:]]
+    images = image_parts(record, source, max_image_side)
+    content: list | str = [{"type": "text", "text": prompt}, *images] if images else prompt
     return {"model": params.model, "messages": [{"role": "user", "content": content}],
             "temperature": 0, "max_tokens": params.max_tokens}
 

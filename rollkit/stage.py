@@ -109,10 +109,8 @@ class StageRunner:
                 for index, item in enumerate(items):
                     if index % YIELD_EVERY == 0:
                         await asyncio.sleep(0)  # skipping done records must not starve replies in flight
-                    eid = self._admit(item)
-                    if eid is None:
-                        continue
-                    for unit in self._todo(eid):
+                    eid, units = self._admit(item)
+                    for unit in units:
                         while len(pending) >= self.concurrency:
                             pending = await self._collect(pending)
                         pending.add(asyncio.create_task(self._run_one(process, item, eid, unit)))
@@ -123,8 +121,8 @@ class StageRunner:
                     task.cancel()
         return self.counts
 
-    def _admit(self, item: InputItem) -> str | None:
-        """The id to process, or None when the item is bad, done already, or a duplicate."""
+    def _admit(self, item: InputItem) -> tuple[str | None, list[str]]:
+        """The entry's id and the units still to do; none when the item is bad, done, or a duplicate."""
         self.counts.seen += 1
         self._bar.update(1)
         if item.error:
@@ -132,17 +130,17 @@ class StageRunner:
             log.warning("%s", item.error)
             self.errors.add(entry_id=None, source=item.source, line=item.line, stage=self.name,
                             reason="bad_input", message=item.error)
-            return None
+            return None, []
         eid = record_id(item.record)
         digest = id_digest(eid)
         if digest in self._this_run:
             self.counts.duplicates += 1
-            return None
+            return eid, []
         self._this_run.add(digest)
-        if not self._todo(eid):
+        units = self._todo(eid)
+        if not units:
             self.counts.already_done += 1
-            return None
-        return eid
+        return eid, units
 
     def _todo(self, eid: str) -> list[str]:
         """The units of an entry not yet written or failed (the entry itself when there are no units)."""
