@@ -1,7 +1,8 @@
 """Flags every script shares, defined once, and the wrapper that turns errors into exit codes.
 
-Exit status: 0 when every record is done or recorded as an error, 1 for a fatal error (bad
-credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse).
+Exit status: 0 when every record is done or recorded as a permanent error, 1 for a fatal error (bad
+credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse), 3
+when every endpoint stayed unreachable for --max-outage seconds (a plain rerun does the rest).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 
-from .client import FatalEndpointError
+from .client import DEFAULT_MAX_OUTAGE_SECONDS, FatalEndpointError, OutageError
 from .endpoints import (
     EndpointConfigError,
     EndpointPool,
@@ -46,9 +47,9 @@ def add_endpoint_flags(parser: argparse.ArgumentParser, prefix: str = "", rate_l
     if not rate_limits:  # the Batch API has enqueued-token quotas instead
         return
     group.add_argument(f"--{prefix}rpm", dest=f"{dest}rpm", type=float, default=0,
-                       help="requests per minute this endpoint allows (0: no limit)")
+                       help="a ceiling on requests per minute (default 0: learn the limit from the server)")
     group.add_argument(f"--{prefix}tpm", dest=f"{dest}tpm", type=float, default=0,
-                       help="tokens per minute this endpoint allows (0: no limit)")
+                       help="a ceiling on tokens per minute (default 0: learn the limit from the server)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--price-out", type=float, help="dollars per 1M completion tokens (dry run)")
     group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request")
     group.add_argument("--max-attempts", type=int, default=5, help="tries per request on 5xx/timeouts")
+    group.add_argument("--max-outage", type=float, default=DEFAULT_MAX_OUTAGE_SECONDS, metavar="SECONDS",
+                       help="stop (exit 3) once every endpoint has been unreachable this long; "
+                            "what is not done stays undone for a plain rerun (default: 600)")
     group.add_argument("--backoff", type=float, default=1.0,
                        help="first retry wait in seconds; doubles each try, with jitter, up to 30 s")
     group.add_argument("--window-seconds", type=float, default=60.0,
@@ -101,6 +105,7 @@ def setup_logging(verbose: bool) -> None:
 
 FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError)
 RESUME_HINT = "finished work is saved; run the same command again to resume"
+EXIT_OUTAGE = 3
 
 
 def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: tuple = ()) -> int:
@@ -110,6 +115,9 @@ def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: 
     try:
         result = asyncio.run(main) if asyncio.iscoroutine(main) else main()
         return result or 0
+    except OutageError as exc:
+        print(f"stopped by an outage: {exc}; {RESUME_HINT}", file=sys.stderr)
+        return EXIT_OUTAGE
     except (*FATAL_ERRORS, *fatal) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

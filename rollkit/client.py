@@ -1,12 +1,16 @@
 """One async chat-completion call: journal replay, budget, retries, error classes, usage.
 
 Error classes come from status codes and exception types, never from message text:
-- 429: the endpoint pauses for `retry-after-ms`/`retry-after`; the request waits its turn again and
-  no attempt is counted (the server did no work).
-- 5xx, timeouts, connection resets, malformed bodies: retried with exponential backoff and jitter.
+- 429: the endpoint pauses for `retry-after-ms`/`retry-after` and its meter is emptied (pacing lives
+  in `ratelimit`); the request goes again ahead of new ones and no attempt is counted.
+- connection refused or reset, DNS failures, timeouts, 5xx: transient. The request retries with
+  capped exponential backoff and jitter and the endpoint backs off on its own, while the others
+  carry on. When every endpoint has been down for `max_outage` seconds, OutageError stops the run
+  (exit 3) and the records not done stay undone, for a plain rerun.
+- malformed bodies: retried; a reply that stays unusable fails the record after `max_attempts`.
 - 400/404/422 and content-filter refusals: the record fails with a clear reason, no retry.
 - 401/403: the whole run stops; the message names the endpoint and the key's variable, never the key.
-Every usable response is appended to the request journal before it is returned, so a restarted
+Every billable response is appended to the request journal before it is returned, so a restarted
 stage replays it instead of paying for it again.
 """
 
@@ -14,30 +18,39 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from .endpoints import EndpointPool, EndpointState, keep_loopback_off_proxies
 from .images import image_size
 from .journal import RequestJournal, request_key
-from .ratelimit import parse_reset
+from .ratelimit import header_number, parse_reset
 from .secrets import redact
 from .tokens import completion_allowance, count_messages
 
-DEFAULT_PAUSE_SECONDS = 1.0
+DEFAULT_MAX_OUTAGE_SECONDS = 600.0
+MAX_RETRY_WAIT_SECONDS = 30.0
 
 
 class FatalEndpointError(Exception):
     """The endpoint refused our credentials: continuing would only fail every request."""
 
 
+class OutageError(Exception):
+    """Every endpoint has been unreachable for --max-outage seconds: stop, leaving the rest undone."""
+
+
 class TransientError(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    """Worth another try. `counts`: against the request's attempts (not while the endpoint is down);
+    `endpoint_answers`: how many answers the endpoint had given when this failed."""
+
+    def __init__(self, reason: str, message: str, counts: bool = True, endpoint_answers: int = 0) -> None:
         super().__init__(message)
         self.reason = reason
+        self.counts = counts
+        self.endpoint_answers = endpoint_answers
 
 
 class PermanentError(Exception):
@@ -119,31 +132,49 @@ def _error_fields(raw: bytes) -> tuple[str | None, str]:
         return None, raw[:200].decode("utf-8", "replace")
 
 
-def _retry_after(headers) -> float:
+def _retry_after(headers, window: float) -> float:
+    """The pause a 429 asks for; with no hint, one second of the server's minute."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        try:
-            return float(headers[name]) * scale
-        except (KeyError, ValueError):
-            continue
+        value = header_number(headers, name)
+        if value is not None:
+            return value * scale
     reset = parse_reset(headers.get("x-ratelimit-reset-requests")) or parse_reset(
         headers.get("x-ratelimit-reset-tokens"))
-    return reset or DEFAULT_PAUSE_SECONDS
+    return reset or window / 60.0
+
+
+def _limited_by(raw: bytes) -> str | None:
+    """`requests` or `tokens` from the 429 body's error type (OpenAI's shape), else None."""
+    try:
+        kind = (json.loads(raw).get("error") or {}).get("type")
+    except (ValueError, AttributeError):
+        return None
+    return kind if kind in ("requests", "tokens") else None
 
 
 class ChatClient:
-    """Sends chat requests through an EndpointPool; use as `async with ChatClient(...) as client`."""
+    """Sends chat requests through an EndpointPool; use as `async with ChatClient(...) as client`.
+
+    `slots` bounds the requests in flight; the clients of one stage share it, so a kill can cost at
+    most `concurrency` requests whatever the stage's roles. `redo_unusable` (--retry-failed) asks
+    again where the journal holds a reply that could not be used (cut off, filtered)."""
 
     def __init__(self, pool: EndpointPool, journal: RequestJournal | None, *, concurrency: int = 16,
-                 timeout: float = 120.0, max_attempts: int = 5, backoff: float = 1.0) -> None:
+                 timeout: float = 120.0, max_attempts: int = 5, backoff: float = 1.0,
+                 max_outage: float = DEFAULT_MAX_OUTAGE_SECONDS, slots: asyncio.Semaphore | None = None,
+                 redo_unusable: bool = False) -> None:
         self.pool = pool
         self.journal = journal
         self.stats = RequestStats()
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.max_outage = max_outage
+        self.redo_unusable = redo_unusable
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = slots or asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        pool.limit_in_flight(concurrency)
 
     async def __aenter__(self) -> ChatClient:
         connector = aiohttp.TCPConnector(limit=self._concurrency + 4, ttl_dns_cache=300)
@@ -161,53 +192,78 @@ class ChatClient:
         """One chat completion, replayed from the journal when it was already paid for.
 
         `per_choice`: see result_from_response; a reply with some cut-off or filtered choices is
-        then usable, and journaled, instead of failing as a whole."""
+        then usable instead of failing as a whole. Every billable reply is journaled, usable or not:
+        it was paid for either way."""
         key = request_key(body, sample_index)
         if self.journal is not None:
             stored = self.journal.get(key)
             if stored is not None:
-                self.stats.replayed += 1
-                return result_from_response(stored, replayed=True, per_choice=per_choice)
+                result = result_from_response(stored, replayed=True, per_choice=per_choice)
+                if result.ok or not self.redo_unusable:
+                    self.stats.replayed += 1
+                    return result
         cost = count_messages(body["messages"], body.get("model"), image_size) + completion_allowance(body)
         try:
             data = await self._send_with_retries(body, cost)
         except (TransientError, PermanentError) as exc:
             self.stats.failed += 1
             return ChatResult(False, reason=exc.reason, message=redact(str(exc)))
-        result = result_from_response(data, per_choice=per_choice)
-        if result.ok and self.journal is not None:
+        if self.journal is not None:
             self.journal.put(key, data)
-        return result
+        return result_from_response(data, per_choice=per_choice)
 
     async def _send_with_retries(self, body: dict, cost: float) -> dict:
+        """Transient failures retry with jittered exponential backoff. Only those of an endpoint
+        that is otherwise answering count against `max_attempts`; while every endpoint is down the
+        request waits, until the outage has lasted `max_outage` seconds and the run stops."""
+        counted, answers_seen = [0], [None]
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(multiplier=self.backoff, max=30.0, jitter=self.backoff),
+            stop=lambda _state: counted[0] >= self.max_attempts,
+            wait=wait_exponential_jitter(multiplier=self.backoff, max=MAX_RETRY_WAIT_SECONDS, jitter=self.backoff),
             before_sleep=self._count_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send_until_admitted(body, cost)
+                try:
+                    return await self._send_until_admitted(body, cost, attempt.retry_state.attempt_number > 1)
+                except TransientError as exc:
+                    # It counts when the endpoint answered other requests since this one last
+                    # failed (so the trouble is this request), or on a first failure while the
+                    # endpoint is not failing in a row; never while it is simply down.
+                    previous, answers_seen[0] = answers_seen[0], exc.endpoint_answers
+                    counted[0] += exc.counts if previous is None else exc.endpoint_answers > previous
+                    self._check_outage()
+                    raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _check_outage(self) -> None:
+        down = self.pool.outage_seconds()
+        if down >= self.max_outage:
+            raise OutageError(f"every endpoint has been unreachable for {down:.0f} s "
+                              f"(--max-outage {self.max_outage:g}): {self.pool.describe_down()}")
 
     def _count_retry(self, _state) -> None:
         self.stats.retries += 1
 
-    async def _send_until_admitted(self, body: dict, cost: float) -> dict:
-        """Send, and after a 429 wait for the endpoint's pause and send again, uncounted."""
+    async def _send_until_admitted(self, body: dict, cost: float, resent: bool) -> dict:
+        """Send, and after a 429 wait for the endpoint's pause and send again, uncounted and ahead
+        of requests that never left."""
         async with self._slots:
             while True:
-                state = await self.pool.acquire(cost)
-                data = await self._post(state, body, cost)
+                state, marks = await self.pool.acquire(cost, priority=0 if resent else 1)
+                try:
+                    data = await self._post(state, body, cost, marks)
+                finally:
+                    self.pool.release(state)
                 if data is not None:
                     return data
+                resent = True
 
-    async def _post(self, state: EndpointState, body: dict, cost: float) -> dict | None:
+    async def _post(self, state: EndpointState, body: dict, cost: float, marks: tuple) -> dict | None:
         endpoint = state.endpoint
         payload = json.dumps(endpoint.shape_body(body), ensure_ascii=False).encode("utf-8")
-        marks = (time.monotonic(), state.requests.reserved_total, state.tokens.reserved_total)
         self.stats.sent += 1
         try:
             async with self._session.post(endpoint.chat_url(), data=payload,
@@ -215,19 +271,24 @@ class ChatClient:
                 raw = await response.read()
                 status, headers = response.status, response.headers
         except TimeoutError as exc:
-            state.record_failure()
-            raise TransientError("timeout", f"{endpoint.name}: no reply in time") from exc
+            raise self._unreachable(state, "timeout", "no reply in time") from exc
         except aiohttp.ClientError as exc:
-            state.record_failure()
-            raise TransientError("connection", f"{endpoint.name}: {type(exc).__name__}") from exc
-        has_meter = self._observe_headers(state, headers, marks)
+            raise self._unreachable(state, "connection", type(exc).__name__) from exc
+        has_meter = state.pacer.observe(headers, marks, cost)
         if status == 429:
             self.stats.rate_limited += 1
-            state.pause(_retry_after(headers))
+            state.rate_limited += 1
+            state.pacer.on_429(marks[0], _retry_after(headers, endpoint.window_seconds), _limited_by(raw))
             return None
         data = self._check_status(state, status, raw)
+        state.pacer.on_success()
         self._count_usage(state, data.get("usage") or {}, body, cost, has_meter)
         return data
+
+    def _unreachable(self, state: EndpointState, reason: str, what: str) -> TransientError:
+        state.record_failure()
+        return TransientError(reason, f"{state.where()}: {what}", counts=not state.in_outage(),
+                              endpoint_answers=state.answers)
 
     def _check_status(self, state: EndpointState, status: int, raw: bytes) -> dict:
         endpoint = state.endpoint
@@ -236,8 +297,7 @@ class ChatClient:
                 f"endpoint {endpoint.describe()} refused the credentials (HTTP {status}); "
                 f"check the key in the environment variable {endpoint.key_env or '(none set)'}")
         if status >= 500 or status in (408, 409):
-            state.record_failure()
-            raise TransientError("server_error", f"{endpoint.name}: HTTP {status}")
+            raise self._unreachable(state, "server_error", f"HTTP {status}")
         if status >= 400:
             code, message = _error_fields(raw)
             reason = "content_filter" if code == "content_filter" else f"http_{status}"
@@ -247,24 +307,12 @@ class ChatClient:
             if not isinstance(data.get("choices"), list) or not data["choices"]:
                 raise ValueError("no choices")
         except (ValueError, AttributeError) as exc:
-            state.record_failure()
-            raise TransientError("malformed", f"{endpoint.name}: malformed reply ({exc})") from exc
+            # The server is up and answered: this counts against the request, whatever the streak.
+            state.answers += 1
+            raise TransientError("malformed", f"{endpoint.name}: malformed reply ({exc})",
+                                 endpoint_answers=state.answers) from exc
         state.record_success()
         return data
-
-    def _observe_headers(self, state: EndpointState, headers, marks) -> bool:
-        sent_at, requests_mark, tokens_mark = marks
-        age = time.monotonic() - sent_at
-        seen = False
-        for name, budget, mark in (("x-ratelimit-remaining-requests", state.requests, requests_mark),
-                                   ("x-ratelimit-remaining-tokens", state.tokens, tokens_mark)):
-            try:
-                remaining = float(headers[name])
-            except (KeyError, ValueError):
-                continue
-            seen = True
-            budget.observe_remaining(remaining, age, budget.reserved_total - mark)
-        return seen
 
     def _count_usage(self, state: EndpointState, usage: dict, body: dict, cost: float, has_meter: bool) -> None:
         prompt = int(usage.get("prompt_tokens") or 0)
@@ -272,4 +320,4 @@ class ChatClient:
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
         if prompt and not has_meter:
             # Without the server's meter, correct our prompt estimate from what it counted.
-            state.tokens.give_back(cost - completion_allowance(body) - prompt)
+            state.pacer.tokens.give_back(cost - completion_allowance(body) - prompt)

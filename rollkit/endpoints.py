@@ -4,21 +4,25 @@ pool that routes each request to the endpoint with the most headroom."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import ipaddress
+import itertools
 import os
+import random
 import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .ratelimit import Budget
+from .ratelimit import Pacer
 from .secrets import register_secret
 
 KINDS = ("openai", "azure", "local")
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
-REST_AFTER_FAILURES = 5
-REST_SECONDS = 30.0
+BACKOFF_AFTER_FAILURES = 3  # failures in a row before the whole endpoint backs off
+MAX_BACKOFF_SECONDS = 30.0
 
 
 class EndpointConfigError(Exception):
@@ -178,53 +182,142 @@ def endpoint_from_flags(
 
 
 class EndpointState:
-    """The live budgets and health of one endpoint."""
+    """The live pacing and health of one endpoint."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, max_in_flight: int = 1 << 30) -> None:
         self.endpoint = endpoint
-        self.requests = Budget(endpoint.rpm, endpoint.window_seconds)
-        self.tokens = Budget(endpoint.tpm, endpoint.window_seconds)
-        self.paused_until = 0.0
+        self.pacer = Pacer(endpoint.rpm, endpoint.tpm, endpoint.window_seconds, max_in_flight)
         self.failures_in_a_row = 0
+        self.down_since: float | None = None  # first failure since the last answer
+        self.sent = 0
+        self.rate_limited = 0
+        self.answers = 0  # replies that show the server is up
 
-    def wait_time(self, cost: float, now: float) -> float:
-        return max(self.paused_until - now, self.requests.wait_time(1), self.tokens.wait_time(cost))
+    def wait_time(self, cost: float) -> float:
+        return self.pacer.wait_time(cost)
 
     def headroom(self) -> float:
-        return min(self.requests.headroom(), self.tokens.headroom())
+        return self.pacer.headroom()
 
     def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self.pacer.pause(seconds)
 
     def record_success(self) -> None:
+        self.answers += 1
         self.failures_in_a_row = 0
+        self.down_since = None
 
     def record_failure(self) -> None:
-        """An endpoint that keeps failing rests, so the others carry the load until it recovers."""
+        """A failing endpoint backs off on its own (capped, jittered), so the others carry the load
+        and a server that is down is not hammered by every waiting request."""
         self.failures_in_a_row += 1
-        if self.failures_in_a_row >= REST_AFTER_FAILURES:
-            self.pause(REST_SECONDS)
-            self.failures_in_a_row = 0
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        if self.failures_in_a_row >= BACKOFF_AFTER_FAILURES:
+            steps = self.failures_in_a_row - BACKOFF_AFTER_FAILURES
+            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** steps)
+            self.pause(delay * random.uniform(0.5, 1.0))
+
+    def in_outage(self) -> bool:
+        return self.failures_in_a_row >= BACKOFF_AFTER_FAILURES
+
+    def down_for(self, now: float) -> float:
+        return 0.0 if self.down_since is None else now - self.down_since
+
+    def where(self) -> str:
+        """host:port, never a key or a query string."""
+        parsed = urlparse(self.endpoint.base_url)
+        return f"{self.endpoint.name} ({parsed.hostname}:{parsed.port or (443 if parsed.scheme == 'https' else 80)})"
+
+    def describe(self) -> dict:
+        share = self.rate_limited / self.sent if self.sent else 0.0
+        return {"sent": self.sent, "rate_limited": self.rate_limited, "share_429": round(share, 4),
+                "paced_at": self.pacer.describe()}
+
+
+class PriorityGate:
+    """One holder at a time; waiters are served lowest priority first, then in arrival order, so a
+    request sent back after a 429 goes ahead of requests that never left."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._arrivals = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def turn(self, priority: int):
+        if self._held or self._waiters:
+            future = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiters, (priority, next(self._arrivals), future))
+            try:
+                await future
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._wake_next()  # the turn was handed over just as we were cancelled
+                else:
+                    self._waiters = [w for w in self._waiters if w[2] is not future]
+                    heapq.heapify(self._waiters)
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)  # the turn passes on; _held stays True
+                return
+        self._held = False
 
 
 class EndpointPool:
     """Routes each request to the endpoint that can take it soonest, with the most headroom."""
 
-    def __init__(self, endpoints: list[Endpoint]) -> None:
+    def __init__(self, endpoints: list[Endpoint], max_in_flight: int = 1 << 30) -> None:
         if not endpoints:
             raise EndpointConfigError("no endpoints configured")
-        self.states = [EndpointState(endpoint) for endpoint in endpoints]
-        # One waiter at a time keeps the order fair and the wait exact, with no polling.
-        self._lock = asyncio.Lock()
+        self.states = [EndpointState(endpoint, max_in_flight) for endpoint in endpoints]
+        self._gate = PriorityGate()
+        self._changed = asyncio.Event()  # an answer came back: in-flight windows or meters moved
 
-    async def acquire(self, cost: float) -> EndpointState:
-        async with self._lock:
+    async def acquire(self, cost: float, priority: int = 1) -> tuple[EndpointState, tuple]:
+        """Wait for an endpoint that can take `cost` now and reserve it there; returns the endpoint
+        and the marks its answer's readings are aged by. Priority 0 goes first (requests resent)."""
+        async with self._gate.turn(priority):
             while True:
-                now = time.monotonic()
-                state = min(self.states, key=lambda s: (s.wait_time(cost, now), -s.headroom()))
-                wait = state.wait_time(cost, now)
+                state = min(self.states, key=lambda s: (s.wait_time(cost), -s.headroom()))
+                wait = state.wait_time(cost)
                 if wait <= 0:
-                    state.requests.take(1)
-                    state.tokens.take(cost)
-                    return state
-                await asyncio.sleep(wait)
+                    state.sent += 1
+                    return state, state.pacer.reserve(cost)
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 5.0))
+                except TimeoutError:
+                    pass
+
+    def limit_in_flight(self, count: int) -> None:
+        """At most `count` requests in flight per endpoint (the stage's concurrency); a server with
+        no meter of its own gets fewer while it answers 429s."""
+        for state in self.states:
+            state.pacer.max_in_flight = count
+            state.pacer.window_in_flight = float(count)
+
+    def release(self, state: EndpointState) -> None:
+        state.pacer.release()
+        self._changed.set()
+
+    def outage_seconds(self) -> float:
+        """How long every endpoint has been failing (0 while any of them answers)."""
+        now = time.monotonic()
+        return min(state.down_for(now) for state in self.states)
+
+    def describe_down(self) -> str:
+        return ", ".join(state.where() for state in self.states)
+
+    def describe(self) -> dict:
+        return {state.endpoint.name: state.describe() for state in self.states}

@@ -4,6 +4,7 @@ the resolved configuration and the summary beside the output. Also the dry run."
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
@@ -56,12 +57,14 @@ async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem
     output = args.output
     async with AsyncExitStack() as stack:
         journal = stack.enter_context(RequestJournal(journal_path(args)))
+        slots = asyncio.Semaphore(args.concurrency)  # one bound for every role: a kill costs at most this
         clients = {role: await stack.enter_async_context(ChatClient(
             pool, journal, concurrency=args.concurrency, timeout=args.request_timeout,
-            max_attempts=args.max_attempts, backoff=args.backoff)) for role, pool in pools.items()}
+            max_attempts=args.max_attempts, backoff=args.backoff, max_outage=args.max_outage, slots=slots,
+            redo_unusable=args.retry_failed)) for role, pool in pools.items()}
         runner = StageRunner(name, output, concurrency=args.concurrency, retry_failed=args.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
-                             units=units)
+                             units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
         runner.open()
         stack.callback(runner.close)
         save_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,

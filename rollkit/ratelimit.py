@@ -1,18 +1,42 @@
-"""Per-endpoint request and token budgets.
+"""Pacing one endpoint from what its server says: the one place that owns rate limits.
 
-Each budget is a bucket that refills continuously (the way OpenAI and Azure meter RPM and TPM):
-capacity is the per-minute limit, refill is limit/60 per second. A request reserves its estimate
-before it is sent, so the client never sends what the server would refuse; the server's
-`x-ratelimit-remaining-*` headers then pull the bucket down when the server knows better.
+Real servers meter requests and tokens with short buckets: a per-minute rate that refills
+continuously, of which only a burst of 1 to 10 seconds' worth is usable at once
+(../shared/design/rate_limits.md). Each `Meter` models one such bucket as the client believes the
+server holds it, and learns it from what comes back:
+
+- `x-ratelimit-limit-*` gives the rate (OpenAI);
+- `x-ratelimit-remaining-*` gives the level; the largest reading is a lower bound on the burst, and
+  with no limit header (Azure) the refill rate follows from two readings and what we sent between;
+- with no header at all (vLLM, proxies) the requests meter paces from 429s alone: slow start,
+  multiplicative decrease on a 429, additive increase while answers flow (`Aimd`).
+
+A configured rpm/tpm (flag or endpoints file) is a ceiling: the server's lower figure wins.
+`-1`, `0` and missing header values mean "unknown", never a limit. Until the burst is known, one
+second's worth is assumed. After a 429 the level is emptied so that waiting requests leave at the
+refill pace once the pause ends, not all together.
+
+Rates are in units per wall-clock second; `window` is the length of the servers' "minute" (60 for
+real services; tests shrink it, and every time constant here shrinks with it).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DEFAULT_BURST_SECONDS = 1.0  # the burst assumed until the server shows a larger one
+MIN_SPAN_SECONDS = 0.5  # readings closer than this say too little about the refill rate
+SPAN_SECONDS = 10.0  # how far back the refill rate is measured
+PROBE_SECONDS = 1.0  # with the refill rate unknown and the bucket read as empty, one request this often
+# Pace a little under the rate: each request then leaves the server's bucket a little fuller than we
+# found it, which absorbs the jitter of arrival times once the burst is spent.
+SAFETY = 0.97
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -29,58 +53,296 @@ def parse_reset(value: str | None) -> float | None:
     return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
-class Budget:
-    """A refilling bucket of `limit` units per `window` seconds; limit 0 means unlimited."""
+def header_number(headers: Mapping[str, str], name: str) -> float | None:
+    """A positive header value, or None: missing, unparsable, `-1` and `0` all mean unknown."""
+    try:
+        value = float(headers[name])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if value > 0 else None
 
-    def __init__(self, limit: float, window: float = 60.0, clock=time.monotonic) -> None:
-        self.limit = float(limit)
-        self.rate = self.limit / window if limit else 0.0
+
+@dataclass
+class Reading:
+    """One `remaining` value, stamped with the send time and our running total at that send."""
+
+    sent_at: float
+    remaining: float
+    mark: float
+
+
+class Aimd:
+    """A request rate found from 429s alone: slow start (doubling every server second), then
+    additive increase and multiplicative decrease, the decrease bounded by the rate the server
+    actually delivered over the last few seconds (a burst inflates the rate that slow start saw)."""
+
+    DELIVERED_SECONDS = 5.0
+
+    def __init__(self, start: float, second: float, clock: Callable[[], float]) -> None:
+        self.second = second  # one of the server's seconds, in wall-clock seconds
+        self.rate = start
+        self.slow_start = True
+        self.decreased_at = -1e18
         self._clock = clock
-        self._level = self.limit
-        self._stamp = clock()
-        # Running total of reservations, so a server reading can be aged to the present (see observe).
-        self.reserved_total = 0.0
+        self._successes: deque[float] = deque()
 
-    @property
-    def unlimited(self) -> bool:
-        return self.limit <= 0
-
-    def level(self) -> float:
-        if self.unlimited:
-            return float("inf")
+    def on_success(self) -> None:
         now = self._clock()
-        self._level = min(self.limit, self._level + (now - self._stamp) * self.rate)
+        self._successes.append(now)
+        while now - self._successes[0] > self.DELIVERED_SECONDS * self.second:
+            self._successes.popleft()
+        per_second = max(1.0, self.rate * self.second)  # successes in one server second at this rate
+        if self.slow_start:
+            self.rate += 1.0 / self.second
+        else:
+            self.rate += max(0.1 / self.second, 0.05 * self.rate) / per_second
+
+    def delivered(self) -> float | None:
+        if len(self._successes) < 2:
+            return None
+        span = max(self._clock() - self._successes[0], self.second)
+        return len(self._successes) / span
+
+    def on_429(self, sent_at: float) -> None:
+        """Decrease once per episode: 429s of requests sent before the last decrease carry no news."""
+        if sent_at < self.decreased_at:
+            return
+        target = self.rate * (0.5 if self.slow_start else 0.75)
+        delivered = self.delivered()
+        if delivered is not None:
+            target = min(target, 0.95 * delivered)
+        self.rate = max(0.1 / self.second, target)
+        self.slow_start = False
+        self.decreased_at = self._clock()
+
+
+class Meter:
+    """One metered dimension (`requests` or `tokens`) of one endpoint."""
+
+    def __init__(self, unit: str, ceiling: float = 0, window: float = 60.0, *, adaptive: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.unit = unit
+        self.window = window
+        self.second = window / 60.0
+        self._clock = clock
+        self.ceiling = ceiling / window if ceiling and ceiling > 0 else None  # per second
+        self.header_rate: float | None = None
+        self.learned_rate: float | None = None
+        self.burst_seen = 0.0  # largest remaining + cost read: the server's bucket is at least this
+        self.aimd = Aimd(self.ceiling or 1.0 / self.second, self.second, clock) if adaptive else None
+        self.aimd_active = False  # only once the server has shown no meter of its own
+        self._level = 0.0
+        self._stamp = clock()
+        self._known_level = False
+        self.reserved_total = 0.0
+        self._readings: deque[Reading] = deque()
+        self._last_probe = -1e18
+        self._newest_reading = -1e18
+
+    # What is in force -----------------------------------------------------------------------
+    def rate(self) -> float | None:
+        """Units per second we pace at, or None when this dimension is not metered at all."""
+        candidates = [r * SAFETY for r in (self.header_rate, self.learned_rate) if r]
+        if self.ceiling:
+            candidates.append(self.ceiling)
+        if self.aimd_active and self.header_rate is None and self.learned_rate is None:
+            candidates.append(self.aimd.rate)
+        return min(candidates) if candidates else None
+
+    def source(self) -> str | None:
+        rate = self.rate()
+        for name, value in (("headers", self.header_rate and self.header_rate * SAFETY),
+                            ("learned from remaining", self.learned_rate and self.learned_rate * SAFETY),
+                            ("flag", self.ceiling)):
+            if value and value == rate:
+                return name
+        return "learned from 429s" if rate is not None else None
+
+    def per_minute(self) -> float | None:
+        rate = self.rate()
+        return None if rate is None else rate * self.window
+
+    def capacity(self) -> float:
+        rate = self.rate() or 0.0
+        assumed = rate * DEFAULT_BURST_SECONDS * self.second
+        return max(self.burst_seen, assumed, 1.0)
+
+    def metered(self) -> bool:
+        return self.rate() is not None or bool(self._readings)
+
+    # The bucket -----------------------------------------------------------------------------
+    def level(self) -> float:
+        now = self._clock()
+        rate = self.rate()
+        if not self._known_level:
+            self._level, self._known_level = self.capacity(), self.metered()
+        elif rate:
+            self._level = min(self.capacity(), self._level + (now - self._stamp) * rate)
         self._stamp = now
         return self._level
 
     def wait_time(self, amount: float) -> float:
-        """Seconds until `amount` fits; a request larger than the whole bucket waits for a full one."""
-        if self.unlimited:
+        """Seconds until `amount` fits; a request larger than the whole burst waits for a full one."""
+        if not self.metered():
             return 0.0
-        needed = min(amount, self.limit) - self.level()
-        return max(0.0, needed / self.rate)
+        needed = min(amount, self.capacity()) - self.level()
+        if needed <= 0:
+            return 0.0
+        rate = self.rate()
+        if rate:
+            return needed / rate
+        # Remaining readings but no rate yet: probe now and then, so a reading shows the refill.
+        return max(0.0, self._last_probe + PROBE_SECONDS * self.second - self._clock())
 
-    def take(self, amount: float) -> None:
-        if not self.unlimited:
-            self.level()
-            self._level -= amount
-            self.reserved_total += amount
+    def take(self, amount: float) -> float:
+        """Reserve `amount`; returns the running total after it (the mark a reading is aged by)."""
+        self.level()
+        self._level -= amount
+        self.reserved_total += amount
+        if not self.rate():
+            self._last_probe = self._clock()
+        return self.reserved_total
 
     def give_back(self, amount: float) -> None:
-        if not self.unlimited:
+        if self.metered():
             self.level()
-            self._level = min(self.limit, self._level + amount)
-
-    def observe_remaining(self, remaining: float, age: float, reserved_since: float) -> None:
-        """Adopt the server's count when it is lower (another client may share the key, or our
-        estimates run low). The reading is `age` seconds old and predates `reserved_since` units we
-        reserved after it, so it is brought to the present before comparing."""
-        if self.unlimited:
-            return
-        now_remaining = min(self.limit, remaining + age * self.rate) - reserved_since
-        if now_remaining < self.level():
-            self._level = now_remaining
+            self._level = min(self.capacity(), self._level + amount)
 
     def headroom(self) -> float:
-        """Share of the bucket that is free now, 0..1 (1 for unlimited)."""
-        return 1.0 if self.unlimited else max(0.0, self.level()) / self.limit
+        """Share of the burst that is free now, 0..1 (1 when not metered)."""
+        return 1.0 if not self.metered() else max(0.0, self.level()) / self.capacity()
+
+    # What the server said -------------------------------------------------------------------
+    def observe_limit(self, per_minute: float | None) -> None:
+        if per_minute:
+            self.header_rate = per_minute / self.window
+
+    def observe_remaining(self, remaining: float | None, sent_at: float, mark: float, cost: float) -> None:
+        """A reading taken when the request sent at `sent_at` (our total then: `mark`) was admitted."""
+        if remaining is None:
+            return
+        self.burst_seen = max(self.burst_seen, remaining + cost)
+        if self.header_rate is None:
+            self._learn_rate(Reading(sent_at, remaining, mark))
+        if sent_at < self._newest_reading:
+            return  # an older reading than one already adopted
+        self._newest_reading = sent_at
+        # The server took its reading somewhere between our send and its answer. Crediting no
+        # refill since, while counting everything we sent after this request, errs low on both
+        # counts: the next reading corrects it, and a 429 would cost more than the slack.
+        present = remaining - (self.reserved_total - mark)
+        if self.ceiling and self.rate() == self.ceiling:
+            present = min(present, self.level())  # our own ceiling binds: never above our own bucket
+        self.level()
+        self._level, self._known_level = present, True
+
+    def _learn_rate(self, reading: Reading) -> None:
+        """Refill rate = (level change + what we took between) / time between, from readings below
+        the top of the bucket (a full bucket stops refilling, so it would hide the rate)."""
+        low = 0.8 * self.burst_seen
+        if reading.remaining >= low:
+            return
+        readings = self._readings
+        readings.append(reading)
+        while readings and reading.sent_at - readings[0].sent_at > SPAN_SECONDS * self.second:
+            readings.popleft()
+        first = readings[0]
+        span = reading.sent_at - first.sent_at
+        if span < MIN_SPAN_SECONDS * self.second or first.remaining >= low:
+            return
+        estimate = (reading.remaining - first.remaining + reading.mark - first.mark) / span
+        if estimate > 0:
+            self.learned_rate = estimate if self.learned_rate is None else 0.7 * self.learned_rate + 0.3 * estimate
+
+    def observe_429(self, sent_at: float, pause: float) -> None:
+        """The server's bucket is empty: restart it so that, once the pause is over, waiting
+        requests leave at the refill pace."""
+        self.level()
+        rate = self.rate() or 0.0
+        self._level = min(self._level, -rate * pause)
+        self._known_level = True
+        if self.aimd_active and self.header_rate is None and self.learned_rate is None:
+            self.aimd.on_429(sent_at)
+
+    def observe_no_meter(self) -> None:
+        """An answer without any meter header: from now on the request rate comes from 429s."""
+        if self.aimd is not None:
+            self.aimd_active = True
+
+    def observe_success(self) -> None:
+        if self.aimd_active and self.header_rate is None and self.learned_rate is None:
+            self.aimd.on_success()
+
+    def describe(self) -> dict:
+        per_minute = self.per_minute()
+        return {"per_minute": None if per_minute is None else round(per_minute, 1), "source": self.source(),
+                "burst": round(self.capacity(), 1) if per_minute is not None or self.burst_seen else None}
+
+
+class Pacer:
+    """The pacing of one endpoint: its two meters, the pause a 429 asks for, and how many requests
+    it may have in flight (halved on a 429 when the server shows no meter, grown as answers flow)."""
+
+    def __init__(self, rpm: float, tpm: float, window: float = 60.0, max_in_flight: int = 1 << 30,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.requests = Meter("requests", rpm, window, adaptive=True, clock=clock)
+        self.tokens = Meter("tokens", tpm, window, clock=clock)
+        self._clock = clock
+        self.paused_until = 0.0
+        self.max_in_flight = max_in_flight
+        self.window_in_flight = float(max_in_flight)
+        self.in_flight = 0
+        self.first_reply_seen = False
+
+    def wait_time(self, cost: float) -> float:
+        now = self._clock()
+        if self.in_flight >= max(1, int(self.window_in_flight)):
+            return float("inf")
+        if not self.first_reply_seen and self.in_flight and not self.requests.rate():
+            return float("inf")  # nothing known yet: the first reply tells what the server meters
+        return max(self.paused_until - now, self.requests.wait_time(1), self.tokens.wait_time(cost))
+
+    def headroom(self) -> float:
+        return min(self.requests.headroom(), self.tokens.headroom())
+
+    def reserve(self, cost: float) -> tuple[float, float, float]:
+        """Take one request and `cost` tokens; the marks let a reading be aged to the present."""
+        self.in_flight += 1
+        return self._clock(), self.requests.take(1), self.tokens.take(cost)
+
+    def release(self) -> None:
+        self.in_flight -= 1
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+
+    def observe(self, headers: Mapping[str, str], marks: tuple[float, float, float], cost: float) -> bool:
+        """Read the meter headers of any answer (429s included); True when the server sent one."""
+        self.first_reply_seen = True
+        sent_at, request_mark, token_mark = marks
+        seen = False
+        for meter, mark, amount in ((self.requests, request_mark, 1.0), (self.tokens, token_mark, cost)):
+            limit = header_number(headers, f"x-ratelimit-limit-{meter.unit}")
+            remaining = header_number(headers, f"x-ratelimit-remaining-{meter.unit}")
+            meter.observe_limit(limit)
+            meter.observe_remaining(remaining, sent_at, mark, amount)
+            seen = seen or limit is not None or remaining is not None
+        if not seen:
+            self.requests.observe_no_meter()
+        return seen
+
+    def on_429(self, sent_at: float, pause: float, dimension: str | None) -> None:
+        self.pause(pause)
+        meters = [m for m in (self.requests, self.tokens) if dimension in (None, m.unit)]
+        for meter in meters or [self.requests]:
+            meter.observe_429(sent_at, pause)
+        if self.requests.aimd_active:
+            self.window_in_flight = max(1.0, self.window_in_flight / 2)
+
+    def on_success(self) -> None:
+        self.requests.observe_success()
+        if self.window_in_flight < self.max_in_flight:
+            self.window_in_flight = min(float(self.max_in_flight), self.window_in_flight + 1.0)
+
+    def describe(self) -> dict:
+        return {"requests": self.requests.describe(), "tokens": self.tokens.describe()}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .client import FatalEndpointError, RequestStats
+from .client import FatalEndpointError, OutageError, RequestStats
 from .images import ImageError
 from .jsonl_log import DigestTable, ResultLog, error_log_for, id_digest
 from .records import InputItem, entry_id, image_root_field
@@ -69,8 +69,9 @@ class StageRunner:
 
     def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
                  request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
-                 units: Units | None = None) -> None:
+                 units: Units | None = None, endpoints: Callable[[], dict] | None = None) -> None:
         self.name = name
+        self.endpoints = endpoints or dict
         self.output = ResultLog(output, id_field=id_field)
         self.units = units
         self.errors = error_log_for(output)
@@ -156,8 +157,8 @@ class StageRunner:
     async def _run_one(self, process: Process, item: InputItem, eid: str, unit: str) -> None:
         try:
             outcome = await process(item, unit)
-        except FatalEndpointError:
-            raise
+        except (FatalEndpointError, OutageError):
+            raise  # the run stops; this record is neither written nor failed, so a rerun does it
         except ImageError as exc:
             outcome = Outcome(error_reason="bad_image", message=f"{item.location}: {exc}")
         except Exception as exc:  # a bug must not sink a days-long run; it is recorded with its type
@@ -186,7 +187,7 @@ class StageRunner:
         stats = self.request_stats()
         minutes = max(1e-9, (time.monotonic() - self._started) / 60)
         self._bar.set_postfix(done=self.counts.written, failed=self.counts.failed,
-                              rpm=round(stats.sent / minutes),
+                              rpm=round(stats.sent / minutes), **{"429": f"{share_429(stats):.1%}"},
                               tpm=round((stats.prompt_tokens + stats.completion_tokens) / minutes),
                               refresh=False)
 
@@ -195,7 +196,9 @@ class StageRunner:
         elapsed = time.monotonic() - self._started
         counts = asdict(self.counts)
         counts["failures"] = dict(self.counts.failures)
-        return {"stage": self.name, "records": counts, "requests": asdict(stats),
+        return {"stage": self.name, "records": counts,
+                "requests": {**asdict(stats), "share_429": round(share_429(stats), 4)},
+                "endpoints": self.endpoints(),
                 "elapsed_seconds": round(elapsed, 2), "output": str(self.output.path),
                 "errors": str(self.errors.path)}
 
@@ -213,14 +216,37 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"{c['failed']} failed",
         f"  failures  {failures}",
         f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
-        f"answered 429, {r['retries']} retries, {r['failed']} failed",
+        f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",
         f"  tokens    {r['prompt_tokens']:,} prompt, {r['completion_tokens']:,} completion",
+        *endpoint_lines(summary.get("endpoints") or {}),
         f"  elapsed   {summary['elapsed_seconds']:.1f} s, {r['sent'] / minutes:,.0f} requests/min, "
         f"{tokens / minutes:,.0f} tokens/min",
         f"  output    {summary['output']}",
         f"  errors    {summary['errors']}",
     ]
     print("\n".join(lines), file=stream, flush=True)
+
+
+def share_429(stats: RequestStats) -> float:
+    return stats.rate_limited / stats.sent if stats.sent else 0.0
+
+
+def endpoint_lines(roles: dict) -> list[str]:
+    """One line per endpoint: its 429 share and the limits it was paced at, with where each came from."""
+    lines = []
+    for role, endpoints in roles.items():
+        for name, e in endpoints.items():
+            paced = ", ".join(_paced(e["paced_at"][unit], label) for unit, label in (("requests", "rpm"),
+                                                                                    ("tokens", "tpm")))
+            lines.append(f"  endpoint  {role}/{name}: {e['sent']} sent, {e['rate_limited']} answered 429 "
+                         f"({e['share_429']:.1%}); paced at {paced}")
+    return lines
+
+
+def _paced(meter: dict, label: str) -> str:
+    if meter["per_minute"] is None:
+        return f"{label} unmetered"
+    return f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
 
 
 def save_json(path: str | Path, data: dict) -> None:

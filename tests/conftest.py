@@ -42,6 +42,11 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def count_lines(path: Path) -> int:
+    """Whole lines only: a writer may be half way through the last one."""
+    return Path(path).read_bytes().count(b"\n") if Path(path).exists() else 0
+
+
 @pytest.fixture
 def reject_args():
     """The common reject.py flags for a run against an emulator at `url`."""
@@ -54,9 +59,9 @@ def reject_args():
 
 def kill_after_new_replies(process: subprocess.Popen, journal: str | Path, count: int, timeout: float = 60) -> None:
     """SIGKILL once `count` more replies are journaled: a moment in the middle of the run."""
-    start = len(read_jsonl(journal))
+    start = count_lines(journal)
     deadline = time.monotonic() + timeout
-    while len(read_jsonl(journal)) < start + count and time.monotonic() < deadline and process.poll() is None:
+    while count_lines(journal) < start + count and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -67,6 +72,7 @@ class CrashRun:
     written_before_finish: int  # records on disk after the last kill
     finished: subprocess.CompletedProcess
     stats: dict  # the emulator's counters for the crashed runs together
+    clean_stats: dict  # the same for the uninterrupted run
 
 
 def crash_and_resume(url: str, script: str, clean_args: list[str], crashed_args: list[str], journal: str,
@@ -75,10 +81,11 @@ def crash_and_resume(url: str, script: str, clean_args: list[str], crashed_args:
     random number of journaled replies in `replies`) and finished by a plain restart."""
     rng = random.Random(seed)
     assert run_script(script, *clean_args).returncode == 0
+    clean_stats = get_stats(url, with_keys=False)
     reset_stats(url)
     for _ in range(kills):
         kill_after_new_replies(start_script(script, *crashed_args), journal, rng.randint(*replies))
     output = crashed_args[crashed_args.index("--output_file" if "--output_file" in crashed_args else "--output") + 1]
     written = len(read_jsonl(output))
     finished = run_script(script, *crashed_args)
-    return CrashRun(written, finished, get_stats(url))
+    return CrashRun(written, finished, get_stats(url), clean_stats)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rollkit.client import ChatClient, FatalEndpointError
+from rollkit.client import ChatClient, FatalEndpointError, OutageError
 from rollkit.emulator.testing import get_stats, run_emulators
 from rollkit.endpoints import Endpoint, EndpointPool
 
@@ -14,8 +14,8 @@ from rollkit.endpoints import Endpoint, EndpointPool
 @pytest.fixture(scope="module")
 def urls():
     with run_emulators(["--rpm", "6", "--window-seconds", "1"], ["--fault-500", "1"], [],
-                       ["--require-key", "right-key"]) as found:
-        yield dict(zip(["limited", "broken", "healthy", "locked"], found, strict=True))
+                       ["--require-key", "right-key"], ["--fault-429", "0.3"], ["--fault-malformed", "1"]) as found:
+        yield dict(zip(["limited", "broken", "healthy", "locked", "flaky", "garbled"], found, strict=True))
 
 
 def body(index: int, **extra) -> dict:
@@ -32,7 +32,7 @@ def run(coro):
 
 def test_429s_pause_and_requeue_without_spending_attempts(urls):
     async def go():
-        pool = EndpointPool([endpoint(urls["limited"], "limited")])  # the client does not know the limit
+        pool = EndpointPool([endpoint(urls["flaky"], "flaky")])
         async with ChatClient(pool, None, concurrency=8, max_attempts=1) as client:
             results = await asyncio.gather(*(client.complete(body(i)) for i in range(15)))
         return results, client.stats
@@ -50,13 +50,24 @@ def test_bad_request_fails_the_record_at_once(urls):
     assert not result.ok and result.reason == "http_400" and stats.retries == 0
 
 
-def test_server_errors_retry_then_fail_with_reason(urls):
+def test_a_reply_that_stays_unusable_fails_with_its_reason(urls):
     async def go():
-        pool = EndpointPool([endpoint(urls["broken"], "broken")])
+        pool = EndpointPool([endpoint(urls["garbled"], "garbled")])
         async with ChatClient(pool, None, max_attempts=3, backoff=0.01) as client:
             return await client.complete(body(2)), client.stats
     result, stats = run(go())
-    assert not result.ok and result.reason == "server_error" and stats.retries == 2
+    assert not result.ok and result.reason == "malformed" and stats.retries == 2
+
+
+def test_an_endpoint_that_only_fails_is_an_outage_not_a_failed_record(urls):
+    async def go():
+        pool = EndpointPool([endpoint(urls["broken"], "broken")])
+        async with ChatClient(pool, None, max_attempts=3, backoff=0.01, max_outage=1.5) as client:
+            await client.complete(body(2))
+    with pytest.raises(OutageError) as caught:
+        run(go())
+    port = urls["broken"].rsplit(":", 1)[1]
+    assert f"broken (127.0.0.1:{port})" in str(caught.value)
 
 
 def test_pool_routes_around_a_failing_endpoint(urls):
@@ -70,7 +81,7 @@ def test_pool_routes_around_a_failing_endpoint(urls):
     assert all(r.ok for r in results)
     sent_to_broken = get_stats(urls["broken"], with_keys=False)["requests"] - before
     assert sent_to_broken < 20  # it was rested after a few failures in a row
-    assert pool.states[0].paused_until > 0
+    assert pool.states[0].pacer.paused_until > 0
 
 
 def test_bad_credentials_stop_the_run_and_name_the_endpoint(urls):

@@ -3,7 +3,7 @@ import pytest
 from rollkit.endpoints import EndpointConfigError, load_endpoints_toml, resolve_key
 from rollkit.judge import parse_judge_score
 from rollkit.prompts import render
-from rollkit.ratelimit import Budget, parse_reset
+from rollkit.ratelimit import SAFETY, Meter, header_number, parse_reset
 from rollkit.rejection import select_best, sft_record
 from rollkit.tokens import image_tokens
 
@@ -30,15 +30,59 @@ def test_sft_record_keeps_human_turns_and_images():
     assert sft_record({**record, "selected": False}) is None
 
 
-def test_budget_refills_and_waits_exactly():
+def test_meter_paces_at_the_rate_it_was_told_and_waits_exactly():
     now = [0.0]
-    budget = Budget(60, window=60, clock=lambda: now[0])
-    budget.take(60)
-    assert budget.wait_time(1) == pytest.approx(1.0)
+    meter = Meter("requests", 60, window=60, clock=lambda: now[0])  # a ceiling of 1 a second
+    meter.take(meter.level())
+    assert meter.wait_time(1) == pytest.approx(1.0)
     now[0] = 0.5
-    assert budget.wait_time(1) == pytest.approx(0.5)
-    budget.observe_remaining(0, age=0, reserved_since=0)
-    assert budget.level() <= 0.5
+    assert meter.wait_time(1) == pytest.approx(0.5)
+
+
+def test_meter_learns_limit_and_burst_from_openai_headers_and_the_server_wins():
+    now = [0.0]
+    meter = Meter("requests", 1200, window=60, clock=lambda: now[0])  # configured 2x too high
+    mark = meter.take(1)
+    meter.observe_limit(600)
+    meter.observe_remaining(99, sent_at=0.0, mark=mark, cost=1)
+    assert meter.per_minute() == pytest.approx(600 * SAFETY) and meter.source() == "headers"
+    assert meter.capacity() == 100 and meter.level() == pytest.approx(99)
+
+
+def test_meter_learns_the_refill_rate_from_remaining_readings_alone():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, clock=lambda: now[0])
+    mark = meter.take(1)
+    meter.observe_remaining(99, 0.0, mark, 1)  # at idle: the burst is 100
+    for _ in range(95):
+        mark = meter.take(1)
+    meter.observe_remaining(4, 0.0, mark, 1)
+    now[0] = 2.0  # 2 s later, 10 a second refilled 20, and we sent 5 more
+    for _ in range(5):
+        mark = meter.take(1)
+    meter.observe_remaining(19, 2.0, mark, 1)
+    assert meter.per_minute() == pytest.approx(600 * SAFETY, rel=0.01)
+    assert meter.source() == "learned from remaining"
+
+
+def test_unknown_header_values_are_never_limits():
+    assert header_number({"x": "-1"}, "x") is None and header_number({"x": "0"}, "x") is None
+    assert header_number({}, "x") is None and header_number({"x": "12"}, "x") == 12
+
+
+def test_without_headers_the_rate_comes_from_429s():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, adaptive=True, clock=lambda: now[0])
+    meter.observe_no_meter()
+    start = meter.per_minute()
+    for _ in range(20):
+        meter.observe_success()
+    grown = meter.per_minute()
+    assert grown > start  # slow start
+    meter.observe_429(sent_at=0.0, pause=1.0)
+    assert meter.per_minute() == pytest.approx(grown / 2) and meter.source() == "learned from 429s"
+    meter.observe_429(sent_at=-1.0, pause=1.0)  # sent before the decrease: no news
+    assert meter.per_minute() == pytest.approx(grown / 2)
 
 
 def test_reset_header_formats():

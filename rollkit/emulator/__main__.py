@@ -34,6 +34,7 @@ from pathlib import Path
 
 from rollkit.emulator.answers import load_answer_key
 from rollkit.emulator.config import ALLOWED_HOST, BatchSettings, EmulatorConfig, FaultRates
+from rollkit.emulator.ratelimit import HEADER_STYLES
 
 # The line tests and scripts wait for; keep it stable.
 LISTENING_LINE = "rollkit emulator listening on http://{host}:{port}"
@@ -54,6 +55,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m rollkit.emulator", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,6 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpm", type=int, default=0, help="requests per window, 0 = unlimited (default: 0)")
     p.add_argument("--tpm", type=int, default=0, help="tokens per window, 0 = unlimited (default: 0)")
     p.add_argument("--window-seconds", type=float, default=60.0, help="rate-limit window (default: 60)")
+    p.add_argument("--burst-seconds", type=_positive, default=10.0,
+                   help="seconds of a minute's budget usable at once (Azure: 1 or 10; default: 10)")
+    p.add_argument("--count-rejected", action="store_true",
+                   help="a 429 still uses up a request of the budget, as on OpenAI")
+    p.add_argument("--headers", choices=HEADER_STYLES, default="openai",
+                   help="rate-limit headers: openai (all six), azure (remaining-* only), none (default: openai)")
+    p.add_argument("--headers-unknown", type=_rate, default=0.0,
+                   help="share of remaining-* values sent as -1, as Azure sometimes does (default: 0)")
+    p.add_argument("--no-retry-after", action="store_true", help="429s carry no retry-after headers")
+    p.add_argument("--down-at", type=_non_negative,
+                   help="go down this many seconds after start: refuse connections, cut open ones")
+    p.add_argument("--down-for", type=_non_negative, default=0.0,
+                   help="stay down this long, then serve again on the same port (default: 0)")
     p.add_argument("--latency-ms", type=_non_negative, default=0.0, help="mean answer latency (default: 0)")
     faults = p.add_argument_group("fault injection (probabilities 0..1, default 0)")
     for name, help_text in (
@@ -113,7 +134,9 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         fault_line_500=args.batch_fault_line_500, fault_content_filter=args.batch_fault_content_filter)
     return EmulatorConfig(
         host=args.host, port=args.port, seed=args.seed, rpm=args.rpm, tpm=args.tpm,
-        window_seconds=args.window_seconds, latency_ms=args.latency_ms, timeout_sleep=args.timeout_sleep,
+        window_seconds=args.window_seconds, burst_seconds=args.burst_seconds,
+        count_rejected=args.count_rejected, header_style=args.headers, unknown_share=args.headers_unknown,
+        retry_after=not args.no_retry_after, down_at=args.down_at, down_for=args.down_for, latency_ms=args.latency_ms, timeout_sleep=args.timeout_sleep,
         faults=rates, p_correct=args.p_correct, p_continue_correct=args.p_continue_correct,
         judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
         no_auth=args.no_auth, batch=batch,
@@ -126,7 +149,7 @@ async def serve(config: EmulatorConfig, answer_key: dict[str, str]) -> None:
     # --host should answer at once.
     from aiohttp import web
 
-    from rollkit.emulator.server import build_app
+    from rollkit.emulator.server import EMULATOR_KEY, build_app
 
     app = build_app(config, answer_key)
     debug = logging.getLogger().isEnabledFor(logging.DEBUG)
@@ -139,12 +162,27 @@ async def serve(config: EmulatorConfig, answer_key: dict[str, str]) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.TCPSite(runner, config.host, config.port).start()
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
         port = runner.addresses[0][1]
         print(LISTENING_LINE.format(host=config.host, port=port), flush=True)
+        if config.down_at is not None:
+            _outage = asyncio.create_task(_go_down(runner, site, port, config, app[EMULATOR_KEY]))
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+async def _go_down(runner, site, port: int, config: EmulatorConfig, emulator) -> None:
+    """An outage: the listening socket closes (connections refused) for `down_for` seconds."""
+    from aiohttp import web
+
+    await asyncio.sleep(config.down_at or 0.0)
+    emulator.down = True
+    await site.stop()
+    await asyncio.sleep(config.down_for)
+    await web.TCPSite(runner, config.host, port, reuse_address=True).start()
+    emulator.down = False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rollkit.emulator.ratelimit import MeterSettings
+
 # Only loopback: the emulator accepts any key and answers with synthetic data, so it must never be
 # reachable from another machine.
 ALLOWED_HOST = "127.0.0.1"
@@ -49,6 +51,13 @@ class EmulatorConfig:
     rpm: int = 0  # 0 = unlimited
     tpm: int = 0  # 0 = unlimited
     window_seconds: float = 60.0  # length of the rate-limit "minute"; tests shrink it
+    burst_seconds: float = 10.0  # share of a minute's budget usable at once (Azure's longer window)
+    count_rejected: bool = False  # a 429 still uses up a request of the budget, as on OpenAI
+    header_style: str = "openai"  # openai | azure (remaining-* only) | none
+    unknown_share: float = 0.0  # share of remaining-* header values sent as -1
+    retry_after: bool = True  # 429s carry retry-after(-ms); some proxies send nothing
+    down_at: float | None = None  # seconds after start when the server goes down (refuses connections)
+    down_for: float = 0.0  # how long it stays down
     latency_ms: float = 0.0  # mean simulated latency of a successful call
     timeout_sleep: float = 30.0  # how long a timeout fault stalls; longer than any client timeout
     faults: FaultRates = FaultRates()
@@ -60,3 +69,7 @@ class EmulatorConfig:
     require_key: str | None = field(default=None, repr=False)
     no_auth: bool = False  # accept requests without any key, like vLLM without --api-key
     batch: BatchSettings = BatchSettings()
+
+    def meter(self) -> MeterSettings:
+        return MeterSettings(self.rpm, self.tpm, self.window_seconds, self.burst_seconds,
+                             self.count_rejected, self.header_style, self.unknown_share)

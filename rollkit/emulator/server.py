@@ -71,11 +71,13 @@ class Emulator:
         self.fingerprint = f"fp_emu{seed_from('fingerprint', config.seed) % 16**8:08x}"
         # Counters of other parts (the Files and Batches APIs) shown under their own key in the stats.
         self.extra_stats: dict[str, Any] = {}
+        # While down (see serve in __main__), new connections are refused and requests arriving on
+        # connections opened before are cut, as when a server process dies.
+        self.down = False
 
     def limiter(self, scope: tuple[str, str]) -> RateLimiter:
         if scope not in self.limiters:
-            c = self.config
-            self.limiters[scope] = RateLimiter(c.rpm, c.tpm, c.window_seconds)
+            self.limiters[scope] = RateLimiter(self.config.meter(), rng=random.Random(seed_from(*scope)))
         return self.limiters[scope]
 
     async def openai_chat(self, request: web.Request) -> web.StreamResponse:
@@ -218,7 +220,7 @@ class Emulator:
             message = (f"Rate limit reached for {kind} per min ({label}) on emulator/{model}: "
                        f"Limit {bucket.limit}, Used {used}, Requested {requested}. "
                        f"Please try again in {format_duration(retry)}.")
-        headers = {**decision.headers, **retry_after_headers(retry)}
+        headers = {**decision.headers, **(retry_after_headers(retry) if self.config.retry_after else {})}
         return error_response(429, message, kind, None, "rate_limit_exceeded", headers)
 
     def _auth_error(self, api_key: str) -> web.Response | None:
@@ -297,9 +299,19 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 EMULATOR_KEY = web.AppKey("emulator", Emulator)
 
 
+@web.middleware
+async def outage_gate(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.app[EMULATOR_KEY].down:
+        request.app[EMULATOR_KEY].stats.answered("refused")
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
+    return await handler(request)
+
+
 def build_app(config: EmulatorConfig, answer_key: dict[str, str] | None = None) -> web.Application:
     emulator = Emulator(config, answer_key)
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[outage_gate, json_errors])
     app[EMULATOR_KEY] = emulator
     app.router.add_post("/v1/chat/completions", emulator.openai_chat)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", emulator.azure_chat)

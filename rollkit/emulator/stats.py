@@ -62,6 +62,7 @@ class Stats:
             "faults": dict(self.faults),
             "malformed": self.malformed,
             "tokens_billed": self.tokens_billed,
+            "most_attempts": max(self.attempts.values(), default=0),  # the most times one body was sent
         }
         if with_keys:
             out["completed_by_key"] = dict(self.completed_by_key)

@@ -1,0 +1,79 @@
+"""Pacing from what the server says, over real HTTP against emulators that meter like the real
+services: short bursts, rejected requests counted, and each header shape (or none)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from rollkit.client import ChatClient
+from rollkit.emulator.testing import get_stats, run_emulator
+from rollkit.endpoints import Endpoint, EndpointPool
+
+WINDOW = 3.0  # seconds per emulated minute
+RPM = 300  # so 100 requests a second, with a burst of 10 s = 50
+REQUESTS = 150
+
+
+def body(index: int) -> dict:
+    return {"model": "m", "max_tokens": 400, "messages": [{"role": "user", "content": f"Say {index}."}]}
+
+
+def meter_server(*extra: str):
+    return run_emulator("--rpm", str(RPM), "--window-seconds", str(WINDOW), "--burst-seconds", "10",
+                        "--count-rejected", "--latency-ms", "20", *extra)
+
+
+async def send_all(url: str, rpm: float = 0, requests: int = REQUESTS) -> tuple[dict, float]:
+    pool = EndpointPool([Endpoint("e", "openai", f"{url}/v1", "m", api_key="k", rpm=rpm, window_seconds=WINDOW)])
+    start = time.monotonic()
+    async with ChatClient(pool, None, concurrency=32) as client:
+        results = await asyncio.gather(*(client.complete(body(i)) for i in range(requests)))
+    assert all(r.ok for r in results)
+    return pool.describe()["e"], time.monotonic() - start
+
+
+@pytest.mark.parametrize("shape, source, most_429s", [
+    ("openai", "headers", 0.05), ("azure", "learned from remaining", 0.05), ("none", "learned from 429s", 0.15)])
+def test_limits_are_learned_in_each_header_shape(shape, source, most_429s):
+    with meter_server("--headers", shape) as url:
+        endpoint, elapsed = asyncio.run(send_all(url))
+        served = get_stats(url, with_keys=False)
+    assert endpoint["paced_at"]["requests"]["source"] == source
+    assert served["by_status"].get("429", 0) <= most_429s * REQUESTS
+    ideal = (REQUESTS - 50) / (RPM / WINDOW)
+    assert elapsed >= ideal * 0.9  # it did not get through by luck of a server that forgets
+    if shape != "none":
+        assert endpoint["paced_at"]["requests"]["per_minute"] == pytest.approx(RPM, rel=0.1)
+        assert endpoint["paced_at"]["requests"]["burst"] == pytest.approx(50, abs=2)
+
+
+def test_a_ceiling_below_the_servers_limit_is_kept():
+    with meter_server() as url:
+        endpoint, elapsed = asyncio.run(send_all(url, rpm=RPM / 2, requests=80))
+    assert endpoint["paced_at"]["requests"]["source"] == "flag"
+    assert endpoint["rate_limited"] == 0
+    assert elapsed >= (80 - 50) / (RPM / 2 / WINDOW) * 0.9
+
+
+@pytest.mark.parametrize("shape", ["openai", "azure"])
+def test_a_limit_set_too_high_gives_way_to_the_server(shape):
+    with meter_server("--headers", shape) as url:
+        endpoint, _ = asyncio.run(send_all(url, rpm=RPM * 2))
+        served = get_stats(url, with_keys=False)
+    assert endpoint["paced_at"]["requests"]["source"] != "flag"
+    assert served["by_status"].get("429", 0) <= 0.05 * REQUESTS and served["most_attempts"] <= 3
+
+
+def test_after_a_pause_waiting_requests_leave_at_the_refill_pace():
+    # A burst of 1 s (5 requests) and injected 429s: were the requests waiting out each pause
+    # released together, the tiny bucket would refuse most of them, and each refusal costs budget.
+    with run_emulator("--rpm", str(RPM), "--window-seconds", str(WINDOW), "--burst-seconds", "1",
+                      "--count-rejected", "--fault-429", "0.05", "--latency-ms", "20", "--seed", "3") as url:
+        asyncio.run(send_all(url, requests=120))
+        served = get_stats(url, with_keys=False)
+    injected = served["faults"].get("rate_limit", 0)
+    assert injected > 0
+    assert served["by_status"].get("429", 0) - injected <= 3
