@@ -9,7 +9,8 @@ For every header shape the server sends (openai: all six; azure: remaining-* onl
 as a share of answers, and the most times one request was sent. Ideal = (requests - burst) / rate:
 the burst goes at once, the rest at the refill rate. Two baselines run in the same process:
 - "minute bucket": paces from a minute-sized bucket set once from the first answer's headers (200
-  a minute when there are none), sleeping retry-after on a 429, the way curator does;
+  a minute when there are none), and after a 429 every request waits a 10-second cool-down, the
+  way curator does;
 - "seed waves": fires a wave of 500 every minute, refused requests join the next wave.
 The emulator's minute is shrunk to --window seconds, so a run takes seconds; ratios are unaffected.
 """
@@ -68,12 +69,17 @@ async def minute_bucket_run(url: str, window: float) -> float:
         level, stamp, rate = limit, time.monotonic(), limit / window
         pending = list(range(1 if status == 200 else 0, REQUESTS))
 
+        cooldown_until = [0.0]
+
         async def one(index: int) -> None:
             while True:
+                await asyncio.sleep(max(0.0, cooldown_until[0] - time.monotonic()))
                 status, answer = await post(index)
                 if status != 429:
                     return
-                await asyncio.sleep(parse_reset(answer.get("retry-after")) or 1.0)
+                # every request waits out one cool-down after a 429 (10 of the server's seconds)
+                pause = max(parse_reset(answer.get("retry-after")) or 0.0, window / 6)
+                cooldown_until[0] = max(cooldown_until[0], time.monotonic() + pause)
         tasks = []
         for index in pending:
             while True:

@@ -300,7 +300,7 @@ class ChatClient:
             raise self._unreachable(state, "server_error", f"HTTP {status}")
         if status >= 400:
             code, message = _error_fields(raw)
-            reason = "content_filter" if code == "content_filter" else f"http_{status}"
+            reason = endpoint.adapter.error_reason(status, code)
             raise PermanentError(reason, f"{endpoint.name}: HTTP {status} {code or ''} {message}".strip())
         try:
             data = json.loads(raw)
@@ -318,6 +318,5 @@ class ChatClient:
         prompt = int(usage.get("prompt_tokens") or 0)
         self.stats.prompt_tokens += prompt
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
-        if prompt and not has_meter:
-            # Without the server's meter, correct our prompt estimate from what it counted.
-            state.pacer.tokens.give_back(cost - completion_allowance(body) - prompt)
+        if prompt:
+            state.pacer.on_usage(cost - completion_allowance(body), prompt, has_meter)

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .kinds import KIND_ADAPTERS, Kind, adapter
+from .kinds.azure import DEFAULT_API_VERSION
 from .ratelimit import Pacer
 from .secrets import register_secret
 
-KINDS = ("openai", "azure", "local")
-DEFAULT_AZURE_API_VERSION = "2024-10-21"
+KINDS = tuple(KIND_ADAPTERS)
+DEFAULT_AZURE_API_VERSION = DEFAULT_API_VERSION
 BACKOFF_AFTER_FAILURES = 3  # failures in a row before the whole endpoint backs off
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -48,36 +50,22 @@ class Endpoint:
     # Batch API enqueued-token quota of this deployment/model (None: unknown, rely on refusals)
     enqueued_tokens: int | None = None
 
+    @property
+    def adapter(self) -> Kind:
+        """What this kind of server wants: URL, headers, body, key rules (see `rollkit.kinds`)."""
+        return adapter(self.kind)
+
     def chat_url(self) -> str:
-        if self.kind == "azure":
-            version = self.api_version or DEFAULT_AZURE_API_VERSION
-            return f"{self.base_url}/openai/deployments/{self.deployment}/chat/completions?api-version={version}"
-        return f"{self.base_url}/chat/completions"
+        return self.adapter.chat_url(self)
 
     def headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.kind == "azure":
-            headers["api-key"] = self.api_key or ""
-        else:
-            # Local servers started without --api-key ignore the header; "EMPTY" is their convention.
-            headers["Authorization"] = f"Bearer {self.api_key or 'EMPTY'}"
-        return headers
+        return self.adapter.headers(self)
 
     def shape_body(self, body: dict) -> dict:
-        """The body as this endpoint wants it: Azure routes by deployment, the others by model.
-
-        A body ending with an assistant message asks for that message to be continued. OpenAI and
-        Azure take it as a prefix as it is; vLLM and SGLang would open a new assistant turn after it
-        unless told to continue the final message instead.
-        """
-        shaped = {**body, "model": self.deployment if self.kind == "azure" else self.model or body.get("model")}
-        messages = body.get("messages") or []
-        if self.kind == "local" and messages and messages[-1].get("role") == "assistant":
-            shaped.update(continue_final_message=True, add_generation_prompt=False)
-        return shaped
+        return self.adapter.shape_body(self, body)
 
     def describe(self) -> str:
-        target = self.deployment if self.kind == "azure" else self.model
+        target = self.adapter.target_model(self)
         return f"{self.name} ({self.kind} {self.base_url}, {target})"
 
 
@@ -105,13 +93,13 @@ def keep_loopback_off_proxies() -> None:
 
 def resolve_key(endpoint: Endpoint) -> Endpoint:
     """Fill the key from the named environment variable; the message names the variable, never a value."""
-    if endpoint.kind == "local" and not endpoint.key_env:
-        return endpoint
-    variable = endpoint.key_env or ("AZURE_API_KEY" if endpoint.kind == "azure" else "OPENAI_API_KEY")
+    variable = endpoint.key_env or endpoint.adapter.default_key_env
+    if variable is None:
+        return endpoint  # a local server started without --api-key
     value = os.environ.get(variable)
     if not value:
-        if endpoint.kind != "azure" and is_loopback(endpoint.base_url):
-            return endpoint  # a local server needs no key
+        if not endpoint.adapter.needs_key(endpoint):
+            return endpoint  # a server on this machine needs no key
         raise EndpointConfigError(f"endpoint {endpoint.name}: environment variable {variable} is not set")
     register_secret(value)
     endpoint.api_key = value

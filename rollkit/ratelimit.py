@@ -31,7 +31,7 @@ from dataclasses import dataclass
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DEFAULT_BURST_SECONDS = 1.0  # the burst assumed until the server shows a larger one
-MIN_SPAN_SECONDS = 0.5  # readings closer than this say too little about the refill rate
+MIN_SPAN_SECONDS = 2.0  # readings closer than this say too little about the refill rate (they are whole numbers)
 SPAN_SECONDS = 10.0  # how far back the refill rate is measured
 PROBE_SECONDS = 1.0  # with the refill rate unknown and the bucket read as empty, one request this often
 # Pace a little under the rate: each request then leaves the server's bucket a little fuller than we
@@ -168,7 +168,7 @@ class Meter:
         return max(self.burst_seen, assumed, 1.0)
 
     def metered(self) -> bool:
-        return self.rate() is not None or bool(self._readings)
+        return self.rate() is not None or self.burst_seen > 0
 
     # The bucket -----------------------------------------------------------------------------
     def level(self) -> float:
@@ -263,6 +263,8 @@ class Meter:
         self._known_level = True
         if self.aimd_active and self.header_rate is None and self.learned_rate is None:
             self.aimd.on_429(sent_at)
+        elif self.learned_rate is not None and self.header_rate is None:
+            self.learned_rate *= 0.95  # a refusal says the estimate ran high
 
     def observe_no_meter(self) -> None:
         """An answer without any meter header: from now on the request rate comes from 429s."""
@@ -298,8 +300,8 @@ class Pacer:
         now = self._clock()
         if self.in_flight >= max(1, int(self.window_in_flight)):
             return float("inf")
-        if not self.first_reply_seen and self.in_flight and not self.requests.rate():
-            return float("inf")  # nothing known yet: the first reply tells what the server meters
+        if not self.first_reply_seen and self.in_flight:
+            return float("inf")  # the first reply tells what the server meters; a ceiling is no promise
         return max(self.paused_until - now, self.requests.wait_time(1), self.tokens.wait_time(cost))
 
     def headroom(self) -> float:
@@ -326,7 +328,8 @@ class Pacer:
             remaining = header_number(headers, f"x-ratelimit-remaining-{meter.unit}")
             meter.observe_limit(limit)
             meter.observe_remaining(remaining, sent_at, mark, amount)
-            seen = seen or limit is not None or remaining is not None
+            # A header sent as -1 or 0 is no reading, but it shows the server meters this.
+            seen = seen or any(f"x-ratelimit-{what}-{meter.unit}" in headers for what in ("limit", "remaining"))
         if not seen:
             self.requests.observe_no_meter()
         return seen
@@ -343,6 +346,11 @@ class Pacer:
         self.requests.observe_success()
         if self.window_in_flight < self.max_in_flight:
             self.window_in_flight = min(float(self.max_in_flight), self.window_in_flight + 1.0)
+
+    def on_usage(self, estimated_prompt: float, counted_prompt: int, had_meter: bool) -> None:
+        """Without the server's meter, correct our prompt estimate from what the server counted."""
+        if not had_meter:
+            self.tokens.give_back(estimated_prompt - counted_prompt)
 
     def describe(self) -> dict:
         return {"requests": self.requests.describe(), "tokens": self.tokens.describe()}

@@ -1,0 +1,46 @@
+"""What every endpoint kind answers; the shared defaults are the OpenAI wire format's."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rollkit.endpoints import Endpoint
+
+SDK_TIMEOUT_SECONDS = 120.0
+
+
+class Kind:
+    name = ""
+    default_key_env: str | None = "OPENAI_API_KEY"
+    batch_url: str | None = "/v1/chat/completions"  # the `url` of a Batch API line for this kind
+
+    def chat_url(self, endpoint: Endpoint) -> str:
+        return f"{endpoint.base_url}/chat/completions"
+
+    def headers(self, endpoint: Endpoint) -> dict[str, str]:
+        return {"Content-Type": "application/json", "Authorization": f"Bearer {endpoint.api_key or 'EMPTY'}"}
+
+    def target_model(self, endpoint: Endpoint, requested: str | None = None) -> str | None:
+        """What the server routes by: a model name here, a deployment on Azure."""
+        return endpoint.model or requested
+
+    def shape_body(self, endpoint: Endpoint, body: dict) -> dict:
+        return {**body, "model": self.target_model(endpoint, body.get("model"))}
+
+    def needs_key(self, endpoint: Endpoint) -> bool:
+        """Whether a run must refuse to start without the key variable."""
+        from rollkit.endpoints import is_loopback
+
+        return not is_loopback(endpoint.base_url)
+
+    def error_reason(self, status: int, code: str | None) -> str:
+        """The reason a refused request is recorded under (status code and error code, never text)."""
+        return "content_filter" if code == "content_filter" else f"http_{status}"
+
+    def sdk_client(self, endpoint: Endpoint, max_retries: int, timeout: float = SDK_TIMEOUT_SECONDS) -> Any:
+        """An official `openai` SDK client for the Files and Batches APIs, or None (no Batch API)."""
+        import openai
+
+        return openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "EMPTY",
+                             max_retries=max_retries, timeout=timeout)
