@@ -22,7 +22,9 @@ pack is deterministic (the same rollouts give byte-identical files) and incremen
 already in a packed file of --out-dir, or with a good result in --verified files, are left out, so
 running it again after new rollouts arrive packs only the new ones. Rollouts need `response` and a
 question (`original_question`, or `question`, whose `<question>` block is used when it holds a
-whole rollout prompt); images (`image`/`images`) are attached as data URLs. The custom_id is the
+whole rollout prompt); images (`images`, else `image_path`, else `image`: the first that names
+files that exist; --image-root DIR for relative paths) are attached as data URLs. A rollout whose
+image cannot be opened is never packed: it goes to pack.errors.jsonl with the fields tried. The custom_id is the
 `rollout_id`, or `<entry_id>:r<k>` for rollouts without one (the k-th rollout of an entry in
 reading order: give `map` the same paths in the same order).
 
@@ -43,7 +45,7 @@ from rollkit.batch.limits import RESULTS_DIR, TARGETS, FileLimits
 from rollkit.batch.mapping import map_results
 from rollkit.batch.pack import Packer, PackError, PackSettings
 from rollkit.batch.requests import DEFAULT_MAX_COMPLETION_TOKENS
-from rollkit.cli import setup_logging
+from rollkit.cli import add_image_root_flag, setup_logging
 from rollkit.jsonl_log import LogLockedError
 from rollkit.records import InputError
 
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--max-completion-tokens", type=int, default=DEFAULT_MAX_COMPLETION_TOKENS,
                       help=f"judge reply budget per request (default: {DEFAULT_MAX_COMPLETION_TOKENS})")
     pack.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
+    add_image_root_flag(pack)
     pack.add_argument("--prefix", help="file name prefix (default: the split, or 'batch')")
     pack.add_argument("--verified", nargs="+", default=[],
                       help="result files or folders: rollouts with a good result there are left out")
@@ -117,7 +120,7 @@ def pack_settings(args: argparse.Namespace) -> PackSettings:
     return PackSettings(out_dir=args.out_dir, model=args.model, target=args.target, limits=limits,
                         prefix=args.prefix or (Path(args.split).name if args.split else "batch"),
                         max_completion_tokens=args.max_completion_tokens, max_image_side=args.max_image_side,
-                        verified=args.verified)
+                        verified=args.verified, image_root=args.image_root)
 
 
 def run_pack(args: argparse.Namespace) -> None:

@@ -66,9 +66,15 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window-seconds", type=float, default=60.0,
                        help="length of the rate-limit window (60 for real services; the emulator can shrink it)")
     group.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
+    add_image_root_flag(group)
     group.add_argument("--start", type=int, help="first input record to take (0-based)")
     group.add_argument("--end", type=int, help="input record to stop before")
     group.add_argument("-v", "--verbose", action="store_true", help="log every retry and failure")
+
+
+def add_image_root_flag(parser) -> None:
+    parser.add_argument("--image-root", metavar="DIR",
+                        help="folder relative image paths start from (default: the input file's folder)")
 
 
 def build_pool(args: argparse.Namespace, model: str | None, port: int | None = None,

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 # Bump only together with a migration note: every existing output is keyed by these ids.
-ENTRY_ID_VERSION = 1
+# 2: a record with neither `images` nor `image` is identified by its `image_path` (under 1 it was
+# identified without its image, and sent without it); every other record keeps its version-1 id.
+ENTRY_ID_VERSION = 2
+
+# Where a record's images may be named, in the order they are tried when reading the image: the
+# seed's prepared inputs carry a dataset-relative `image` that is not on disk and the file itself in
+# `image_path`. Ids are taken from `images`, else `image`, else `image_path` (ID_IMAGE_FIELDS), so
+# the ids of records that worked before `image_path` was read stay what they were.
+IMAGE_FIELDS = ("images", "image_path", "image")
+ID_IMAGE_FIELDS = ("images", "image", "image_path")
 
 HUMAN_ROLES = ("human", "user")
 NO_QUESTION = 'no question: expected "conversations" with a human turn or a "question" string'
@@ -91,18 +100,28 @@ def question_text(record: dict) -> str:
     return question
 
 
-def image_refs(record: dict) -> list[str]:
-    """Image references as given: `images` if present, else `[image]`, else `[]`."""
-    images = record.get("images")
-    if images is None:
-        images = record.get("image")
-    if images is None:
+def field_refs(record: dict, name: str) -> list[str]:
+    """The references of one image field: a string is one, a list is many, absent is none."""
+    value = record.get(name)
+    if value is None:
         return []
-    return [images] if isinstance(images, str) else list(images)
+    return [value] if isinstance(value, str) else list(value)
+
+
+def image_refs(record: dict) -> list[str]:
+    """Image references as given, for ids: `images`, else `image`, else `image_path`, else `[]`."""
+    for name in ID_IMAGE_FIELDS:
+        if record.get(name) is not None:
+            return field_refs(record, name)
+    return []
+
+
+def is_url(ref: str) -> bool:
+    return ref.startswith(("http://", "https://", "data:"))
 
 
 def entry_id(record: dict) -> str:
-    """The id of an input record (ENTRY_ID_VERSION 1). A file-format promise: never change it silently.
+    """The id of an input record (ENTRY_ID_VERSION 2). A file-format promise: never change it silently.
 
     entry_id = md5 hex of canonical_json({"question": Q, "images": I}), where canonical_json is
     `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8, and
@@ -110,7 +129,8 @@ def entry_id(record: dict) -> str:
       of its turns whose `from` is "human" or "user", in order (assistant/gpt turns, such as the
       final answer, are left out); otherwise the `question` string.
     - I: the `images` list as given; else `[image]` when `image` is a string (or `image` itself
-      when it is a list); else `[]`. References are not normalised: "a.jpg" and "./a.jpg" differ.
+      when it is a list); else the same of `image_path` (ENTRY_ID_VERSION 2); else `[]`.
+      References are not normalised: "a.jpg" and "./a.jpg" differ.
     Other fields (answers, uids, ...) do not take part, so the same question about a different
     image is a different entry, and key order or extra fields never change an id.
     """
@@ -156,9 +176,10 @@ def validate_record(record: Any) -> str | None:
         return '"question" is empty'
     if record.get("images") is not None and not _is_str_list(record["images"]):
         return '"images" must be a list of strings'
-    image = record.get("image")
-    if record.get("images") is None and image is not None and not (isinstance(image, str) or _is_str_list(image)):
-        return '"image" must be a string or a list of strings'
+    for name in ("image", "image_path"):
+        value = record.get(name)
+        if value is not None and not (isinstance(value, str) or _is_str_list(value)):
+            return f'"{name}" must be a string or a list of strings'
     return None
 
 
@@ -178,8 +199,8 @@ def _folder_of(source_file: str) -> Path:
 def image_root_field(record: dict, source_file: str | Path) -> dict:
     """`{"image_root": folder}` for an output record whose images are relative paths, so the next
     stage finds them wherever the output is written; `{}` when nothing needs it."""
-    relative = any(not ref.startswith(("http://", "https://", "data:")) and not Path(ref).expanduser().is_absolute()
-                   for ref in image_refs(record))
+    relative = any(not is_url(ref) and not Path(ref).expanduser().is_absolute()
+                   for name in IMAGE_FIELDS for ref in field_refs(record, name))
     return {"image_root": str(image_folder(record, source_file))} if relative else {}
 
 
@@ -384,8 +405,16 @@ def _to_item(raw: InputItem | tuple[str, int, Any]) -> InputItem:
     return InputItem(source, number, value, in_list=True)
 
 
+def _with_image_root(root: str, item: InputItem) -> InputItem:
+    # recorded like an earlier stage's `image_root`, so outputs carry it on to the next stage
+    if item.record is None:
+        return item
+    return InputItem(item.source, item.line, {**item.record, "image_root": root}, item.error, item.in_list)
+
+
 def iter_inputs(
-    paths: str | Path | Sequence[str | Path], *, start: int | None = None, end: int | None = None
+    paths: str | Path | Sequence[str | Path], *, start: int | None = None, end: int | None = None,
+    image_root: str | Path | None = None,
 ) -> Iterator[InputItem]:
     """Stream the input records of files, folders and glob patterns, in order.
 
@@ -393,6 +422,8 @@ def iter_inputs(
     are skipped. `start`/`end` (0-based, end exclusive) slice the sequence of records over all
     files, counting malformed lines too, so machines that split one dataset agree on the split;
     lines before `start` are not parsed. Missing or unreadable paths raise InputError at once.
+    `image_root` (`--image-root DIR`): relative image paths resolve against DIR instead of the
+    input file's folder (or an `image_root` an earlier stage recorded).
     """
     if (start or 0) < 0 or (end or 0) < 0:
         raise ValueError("start and end must be >= 0")
@@ -401,4 +432,8 @@ def iter_inputs(
             open(path, "rb").close()
         except OSError as e:
             raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
-    return map(_to_item, islice(_raw_items(files), start, end))
+    items = map(_to_item, islice(_raw_items(files), start, end))
+    if image_root is None:
+        return items
+    root = str(Path(image_root).expanduser().resolve())
+    return (_with_image_root(root, item) for item in items)

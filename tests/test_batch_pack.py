@@ -155,7 +155,7 @@ def test_verified_rollouts_and_bad_rollouts_are_left_out(tmp_path):
     report = pack(rollouts, tmp_path / "out", verified=[str(results)]).report
     assert (probe.report.requests, report.requests, report.already_verified, report.errors) == (2, 1, 1, 3)
     errors = {e["reason"]: e["message"] for e in read_jsonl(tmp_path / "out" / "pack.errors.jsonl")}
-    assert set(errors) == {"bad_rollout", "bad_input"} and "invalid JSON" in errors["bad_input"]
+    assert set(errors) == {"bad_rollout", "bad_image", "bad_input"} and "invalid JSON" in errors["bad_input"]
     reasons = [e["message"] for e in read_jsonl(tmp_path / "out" / "pack.errors.jsonl")]
     assert any("response" in r for r in reasons) and any("nowhere.png" in r for r in reasons)
 

@@ -59,6 +59,7 @@ class PackSettings:
     max_completion_tokens: int = 8192
     max_image_side: int | None = None
     verified: Sequence[str | Path] = ()  # result files/folders: ids with a good result are left out
+    image_root: str | Path | None = None  # --image-root: where relative image paths start
 
 
 @dataclass
@@ -168,7 +169,7 @@ class Packer:
             self.packed = packed
             self._drop_unlisted()
             try:
-                for item, custom_id in rollout_items(paths):
+                for item, custom_id in rollout_items(paths, self.s.image_root):
                     self._one(item, custom_id, verified, errors)
                 self._close_file()
             finally:
@@ -214,7 +215,8 @@ class Packer:
             self.report.errors += 1
             log.warning("%s: %s", item.where, exc)
             errors.add(entry_id=custom_id, source=item.source, line=item.line, stage="pack",
-                       reason="bad_rollout", message=str(exc))
+                       reason="bad_image" if isinstance(exc, ImageError) else "bad_rollout",
+                       message=f"{item.where}: {exc}")
             return
         line, tokens, limits = dump_line(request), request_tokens(request), self.s.limits
         if len(line) > limits.max_bytes or (limits.max_tokens is not None and tokens > limits.max_tokens):

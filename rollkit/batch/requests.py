@@ -41,10 +41,11 @@ class RequestOptions:
     max_image_side: int | None = None
 
 
-def rollout_items(paths: str | Path | Sequence[str | Path]) -> Iterator[tuple[InputItem, str | None]]:
+def rollout_items(paths: str | Path | Sequence[str | Path],
+                  image_root: str | Path | None = None) -> Iterator[tuple[InputItem, str | None]]:
     """Every input item with its rollout id (None for unreadable items)."""
     seen = DigestTable(with_values=True)  # entry -> rollouts so far; digests, so memory stays small
-    for item in iter_inputs(paths):
+    for item in iter_inputs(paths, image_root=image_root):
         record = item.record
         if record is None:
             yield item, None

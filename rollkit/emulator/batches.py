@@ -18,7 +18,7 @@ routes refuse the create at once with a 400 carrying that code, as Azure's fail-
 
 Stats (under `batch` in GET /_emulator/stats, once a file exists): uploads and creations per content sha256, refused
 creates, answers per custom_id (a line paid twice shows up in `answered_twice`), faults, final
-statuses.
+statuses, lines run by their number of image parts.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class BatchStats:
         self.attempts: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.final_status: Counter[str] = Counter()
+        self.lines_by_image_parts: Counter[str] = Counter()  # batch lines run, by image_url parts
         self.files.reset()
 
     def as_json(self) -> dict[str, Any]:
@@ -66,7 +67,8 @@ class BatchStats:
                 "batches_created": sum(self.created_by_sha256.values()), "refused_creates": self.refused_creates,
                 "lines_answered": sum(self.answers_by_custom_id.values()),
                 "answered_twice": sorted(k for k, n in self.answers_by_custom_id.items() if n > 1),
-                "faults": dict(self.faults), "final_status": dict(self.final_status)}
+                "faults": dict(self.faults), "final_status": dict(self.final_status),
+                "lines_by_image_parts": dict(self.lines_by_image_parts)}
 
 
 class BatchStore:
