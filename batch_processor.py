@@ -13,9 +13,10 @@ r"""Run packed batch files through the Batch API: upload, create, poll, download
     # where every file is: endpoint, batch id, state, lines done/failed, age (reads the ledgers only)
     python batch_processor.py --batch-dir batch_files/vqav2_4k --status
 
-The seed's flags work too: --split S (= --batch-dir batch_files/S), --start-index/--end-index (a
-range of the manifest's files, end exclusive), --check-interval in minutes (fractions allowed:
-0.05 polls every 3 s). An endpoints.toml entry:
+The seed's flags work too: --split S (= --batch-dir batch_files/S), --start-index/--end-index
+(batch numbers as in the file names, from 1, both ends included: `--start-index 3 --end-index 13`
+drives batch_0003 to batch_0013; a range that selects no file exits 2 saying which exist),
+--check-interval in minutes (fractions allowed: 0.05 polls every 3 s). An endpoints.toml entry:
 
     [[endpoint]]
     name = "eastus"
@@ -33,7 +34,8 @@ Resumable: everything is recorded in <batch-dir>/ledger/ before and after each c
 crash (even SIGKILL) the same command resumes polling the batches already created and never
 uploads or creates a batch twice for the same lines. Several sessions may share a batch dir
 (e.g. one per --start-index/--end-index range); each file is driven by one process at a time.
-Exit status: 0 every file done, 1 fatal error (credentials, configuration, no manifest), 2 bad usage.
+Exit status: 0 every file done, 1 fatal error (credentials, configuration, no manifest), 2 bad usage
+(including a range that selects no file).
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale-after", type=float, default=360.0,
                    help="minutes without progress before a batch is cancelled and its lines resubmitted (default: 360)")
     p.add_argument("--max-attempts", type=int, default=5, help="tries per file (quota refusals do not count)")
-    p.add_argument("--start-index", type=int, help="first manifest file to drive (0-based)")
-    p.add_argument("--end-index", type=int, help="manifest file to stop before")
+    p.add_argument("--start-index", type=int, metavar="N", help="first batch to drive, numbered from 1 (default: 1)")
+    p.add_argument("--end-index", type=int, metavar="N", help="last batch to drive, included (default: the last)")
     p.add_argument("--status", action="store_true", help="print the table of every file and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log every step")
@@ -101,7 +103,7 @@ def save_config(args: argparse.Namespace, endpoints: list[Endpoint]) -> None:
     described = [{"name": e.name, "kind": e.kind, "base_url": e.base_url, "model": e.model, "deployment": e.deployment,
                   "api_version": e.api_version, "key_env": e.key_env, "enqueued_tokens": e.enqueued_tokens}
                  for e in endpoints]
-    span = f"{args.start_index or 0}-{'end' if args.end_index is None else args.end_index}"
+    span = f"{args.start_index or 1}-{'end' if args.end_index is None else args.end_index}"
     path = args.batch_dir / LEDGER_DIR / f"processor.{span}.config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"endpoints": described, "check_interval_min": args.check_interval,

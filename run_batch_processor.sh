@@ -4,10 +4,12 @@
 #   AZURE_API_KEY=... ./run_batch_processor.sh [screen_session_name] [batch_start_index] [batch_end_index] \
 #       [split] [azure_endpoint] [check_interval] [model] [more batch_processor.py flags...]
 #
-# Example (files 0..9 of batch_files/vqav2_4k/, polled every 5 minutes):
-#   AZURE_API_KEY=... ./run_batch_processor.sh verify_0_10 0 10 vqav2_4k https://NAME.openai.azure.com 5 gpt-4.1-nano-3
+# Example (batch_0001 to batch_0010 of batch_files/vqav2_4k/, polled every 5 minutes):
+#   AZURE_API_KEY=... ./run_batch_processor.sh verify_1_10 1 10 vqav2_4k https://NAME.openai.azure.com 5 gpt-4.1-nano-3
 #
-# Defaults: session "batch_processor", start 0, end "" (to the last file; end is exclusive), split
+# The range is the seed's: batch numbers as in the file names, from 1, both ends included, so two
+# machines given "1 10" and "11 20" drive 20 files between them.
+# Defaults: session "batch_processor", start 1, end "" (to the last file), split
 # "vqav2_4k", endpoint $AZURE_ENDPOINT, check interval 5 minutes, model $AZURE_DEPLOYMENT or
 # "gpt-4.1-nano-3". Arguments after the seventh go to batch_processor.py as they are (for example
 # --batch-dir DIR, --stale-after 120). Several sessions with different ranges may run side by side.
@@ -24,7 +26,7 @@ cd "$(dirname "$0")"
 die() { echo "run_batch_processor.sh: $*" >&2; exit 1; }
 
 session=${1:-batch_processor}
-start_index=${2:-0}
+start_index=${2:-1}
 end_index=${3:-}
 split=${4:-vqav2_4k}
 endpoint=${5:-${AZURE_ENDPOINT:-}}

@@ -112,7 +112,7 @@ def record_image_paths(record: dict, folder: str | Path) -> tuple[str | None, li
             return name, paths
         tried.append(_tried(name, refs, missing[0]))
     if tried:
-        raise ImageError(f"no image file found; tried {'; '.join(tried)}")
+        raise ImageError(f"image not found; tried {'; '.join(tried)}")
     return None, []
 
 

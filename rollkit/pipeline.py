@@ -14,7 +14,7 @@ from .client import ChatClient, RequestStats
 from .endpoints import EndpointPool
 from .images import image_size
 from .journal import RequestJournal
-from .records import ENTRY_ID_VERSION, InputItem, count_inputs
+from .records import ENTRY_ID_VERSION, InputItem, check_not_empty, count_inputs
 from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
 from .tokens import completion_allowance, count_messages
 
@@ -54,6 +54,7 @@ async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem
 
     `id_field` and `units` let a stage write several records per input (see StageRunner)."""
     output = args.output
+    check_not_empty(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None))
     async with AsyncExitStack() as stack:
         journal = stack.enter_context(RequestJournal(journal_path(args)))
         clients = {role: await stack.enter_async_context(ChatClient(

@@ -47,6 +47,24 @@ class InputError(Exception):
     """An input path that cannot be read at all: fatal for a run."""
 
 
+class EmptyInput(InputError):
+    """An input with no records, or a range that selects none of them: bad input (exit 2)."""
+
+
+def one_based_range(start: int | None, end: int | None, total: int, what: str,
+                    flags: tuple[str, str] = ("--start", "--end")) -> slice:
+    """The 0-based slice of the seed's 1-based, inclusive range `start..end` over `total` things
+    (missing ends: the first, the last). EmptyInput, saying what exists, when it selects nothing."""
+    first, last = 1 if start is None else start, total if end is None else end
+    if total == 0:
+        raise EmptyInput(f"{what}: there is nothing there")
+    if first < 1 or last < first or first > total:
+        given = " ".join(f"{flag} {value}" for flag, value in zip(flags, (start, end), strict=True)
+                         if value is not None)
+        raise EmptyInput(f"{what}: {total} in all, numbered 1 to {total}; {given} selects none")
+    return slice(first - 1, min(last, total))
+
+
 @dataclass(frozen=True)
 class InputItem:
     """One record of the input, or the reason it could not be read.
@@ -363,6 +381,22 @@ def count_inputs(paths: str | Path | Sequence[str | Path], *, start: int | None 
         with open(path, "rb") as handle:
             total += sum(1 for line in handle if line.strip())
     return len(range(total)[start:end])
+
+
+def check_not_empty(paths: str | Path | Sequence[str | Path], *, start: int | None = None,
+                    end: int | None = None) -> None:
+    """EmptyInput when the input has no record, or the range (0-based start, exclusive end, as
+    `iter_inputs` takes it) selects none; the message says how many records there are."""
+    files = expand_paths(paths)
+    total = count_inputs(files)
+    if total is None:  # a JSON list: count its elements (streamed)
+        total = sum(1 for _ in _raw_items(files))
+    names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    if total == 0:
+        raise EmptyInput(f"{names}: no input records")
+    if not range(total)[start:end]:
+        shown = f"--start {(start or 0) + 1}" + ("" if end is None else f" --end {end}")
+        raise EmptyInput(f"{names}: {total} records (1 to {total}); {shown} selects none")
 
 
 def _first_char(path: Path) -> str:

@@ -203,7 +203,7 @@ def test_run_batch_processor_sh_keeps_the_seed_arguments(tmp_path):
         for index, method in enumerate(methods):
             logs = tmp_path / f"logs_{method}"
             run_env = {**env, "AZURE_API_KEY": "sentinel-key-123", "BATCH_DETACH": method, "BATCH_LOG_DIR": str(logs)}
-            started = subprocess.run([script, f"rk_test_{os.getpid()}_{method}", str(index), str(index + 1), "x", url,
+            started = subprocess.run([script, f"rk_test_{os.getpid()}_{method}", str(index + 1), str(index + 1), "x", url,
                                       "0.005", "dep", "--batch-dir", str(batch_dir)],
                                      env=run_env, capture_output=True, text=True, timeout=30)
             assert started.returncode == 0, started.stderr

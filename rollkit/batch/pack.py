@@ -6,7 +6,8 @@ completion allowance). Each request is counted exactly, so a file is filled to i
 to an average-based guess.
 
 Output folder:
-    <prefix>_00000.jsonl ...   the input files (standard batch format, also fine for `vllm run-batch`)
+    <prefix>_0001.jsonl ...    the input files, numbered from 1 as the seed's were (standard batch
+                               format, also fine for `vllm run-batch`)
     manifest.json              files, lines, bytes, estimated tokens, sha256 (schema_version)
     packed_ids.jsonl           every packed custom_id with its file and tokens: the incremental skip
     pack.errors.jsonl          rollouts that could not become a request, with the reason
@@ -238,7 +239,9 @@ class Packer:
         self.report.requests += 1
 
     def _next_path(self) -> Path:
-        return self.s.out_dir / f"{self.s.prefix}_{len(self.manifest['files']):05d}.jsonl"
+        # a file's number is its place in the manifest, from 1: the seed's `batch_0003` is batch 3,
+        # which is what --start-index/--end-index count (folders packed before named theirs from 0)
+        return self.s.out_dir / f"{self.s.prefix}_{len(self.manifest['files']) + 1:04d}.jsonl"
 
     def _close_file(self) -> None:
         writer, self.writer = self.writer, None

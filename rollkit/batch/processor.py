@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from rollkit.endpoints import EndpointConfigError
 from rollkit.jsonl_log import LogLockedError
+from rollkit.records import one_based_range
 
 from .ledger import TERMINAL, Attempt, FileLedger, FileState, read_state
 from .limits import LEDGER_DIR, RESULTS_DIR
@@ -45,7 +46,7 @@ class ProcessorSettings:
     check_interval: float = 5.0  # minutes
     stale_after: float = 360.0  # minutes without progress before a batch is cancelled and resubmitted
     max_attempts: int = 5  # tries per file that ran (quota refusals do not count)
-    start: int | None = None
+    start: int | None = None  # the seed's batch numbers: from 1, both ends included
     end: int | None = None
     progress: bool = True
 
@@ -69,6 +70,14 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
+def batch_range(manifest: dict, start: int | None, end: int | None, batch_dir: Path) -> slice:
+    """The manifest's files of batch numbers `start..end` (from 1, both included); EmptyInput, naming
+    the first and last file, when the range selects none."""
+    files = manifest["files"]
+    what = f"{batch_dir}: no batch file" if not files else f"{batch_dir} ({files[0]['name']} ... {files[-1]['name']})"
+    return one_based_range(start, end, len(files), what, ("--start-index", "--end-index"))
+
+
 class Processor:
     def __init__(self, settings: ProcessorSettings, slots: list[Slot]):
         self.s = settings
@@ -87,7 +96,7 @@ class Processor:
         if self.manifest is None:
             raise FileNotFoundError(f"{self.s.batch_dir}: no manifest.json; run `merge_and_map_batch.py pack` first")
         _raise_fd_limit()
-        for entry in self.manifest["files"][self.s.start:self.s.end]:
+        for entry in self.manifest["files"][batch_range(self.manifest, self.s.start, self.s.end, self.s.batch_dir)]:
             name = entry["name"]
             if name in self.entries:
                 continue
