@@ -7,7 +7,7 @@ r"""Pack rollouts into Batch API files for step-wise verification, and map the r
 
     # then: python batch_processor.py --batch-dir batch_files/vqav2_4k --azure-endpoint URL --model ...
 
-    # map: every rollout with its verdict (conclusion, first_incorrect_step, ...)
+    # map: every rollout with its verdict (conclusion, judge_first_incorrect_step, ...)
     python merge_and_map_batch.py map --rollouts rollout_output_data_files/vqav2_4k/ \
         --results batch_files/vqav2_4k/results --output verified_output_data_files/vqav2_4k.jsonl
 
@@ -30,7 +30,9 @@ reading order: give `map` the same paths in the same order).
 
 Files packed with --target openai (line url /v1/chat/completions) also run on GPU nodes with
 `vllm run-batch -i FILE -o OUT --model MODEL` (with --model equal to vLLM's served model name).
-map reads OpenAI and Azure output/error files, `vllm run-batch` output and the seed's merged JSON.
+map joins by rollout_id, else the seed's unique_id, else the id pack derived. It reads OpenAI and
+Azure output/error files, `vllm run-batch` output and the seed's `*_verification_results.json`;
+--results may name a batch folder (its results/ is read).
 Rollouts with no result yet are written with verification_status "pending" and counted.
 Exit status: 0 done, 1 fatal error (unreadable input, a folder packed with other settings), 2 bad usage.
 """

@@ -19,7 +19,7 @@ from .stage import Process, StageRunner, Units, print_summary, record_id, save_j
 from .tokens import completion_allowance, count_messages
 
 # The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
-OUTPUT_SCHEMA_VERSION = 1
+OUTPUT_SCHEMA_VERSION = 2
 
 # Dollars per 1M tokens (prompt, completion), list prices; override with --price-in/--price-out.
 PRICES = {

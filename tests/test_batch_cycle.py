@@ -126,7 +126,7 @@ def test_full_cycle_with_faults_and_two_sigkills(tmp_path):
     for record in ok:
         conclusion, first = expected_verdict(record)
         assert record["conclusion"] is conclusion
-        assert (record["first_incorrect_step"] or {}).get("step") == first
+        assert (record["judge_first_incorrect_step"] or {}).get("step") == first
     assert all(r["verification_error"].startswith("content_filter") for r in out if r["verification_status"] == "refused")
     table = run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--status").stdout
     rows = table.splitlines()

@@ -1,7 +1,8 @@
 """One verification request per rollout, and the rollout ids that become `custom_id`s.
 
-A rollout written by rollout.py carries its `rollout_id`. Older rollouts (the seed's, the fixture's)
-have none, so one is derived the way rollout.py makes them: `f"{entry}:r{k}"`, where `entry` is the
+A rollout written by rollout.py carries its `rollout_id`. The seed's merge step gave each rollout a
+`unique_id`, which became its custom_id: it is used next. Other rollouts have neither, so one is
+derived the way rollout.py makes them: `f"{entry}:r{k}"`, where `entry` is the
 record's `entry_id` (or the id computed from its question and images) and `k` counts the rollouts of
 that entry in reading order. The same paths in the same order always give the same ids, which is
 what lets `map` join results made by `pack`.
@@ -50,8 +51,9 @@ def rollout_items(paths: str | Path | Sequence[str | Path],
         if record is None:
             yield item, None
             continue
-        given = record.get("rollout_id")
-        if isinstance(given, str) and given:
+        given = next((v for v in (record.get("rollout_id"), record.get("unique_id")) if isinstance(v, str) and v),
+                     None)
+        if given is not None:
             yield item, given
             continue
         entry = record_id(record)
