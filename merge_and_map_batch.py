@@ -2,7 +2,7 @@ r"""Pack rollouts into Batch API files for step-wise verification, and map the r
 
     # pack: one judge request per rollout, cut into files under every limit at once
     python merge_and_map_batch.py pack --rollouts rollout_output_data_files/vqav2_4k/ \
-        --out-dir batch_files/vqav2_4k --model gpt-4.1-nano-3 [--target azure|openai] \
+        --out-dir batch_files/vqav2_4k --model gpt-4.1-nano-3 [--target azure|openai|vllm] \
         [--max-lines N --max-bytes B --max-tokens-per-file T]
 
     # then: python batch_processor.py --batch-dir batch_files/vqav2_4k --azure-endpoint URL --model ...
@@ -28,8 +28,13 @@ image cannot be opened is never packed: it goes to pack.errors.jsonl with the fi
 `rollout_id`, or `<entry_id>:r<k>` for rollouts without one (the k-th rollout of an entry in
 reading order: give `map` the same paths in the same order).
 
-Files packed with --target openai (line url /v1/chat/completions) also run on GPU nodes with
-`vllm run-batch -i FILE -o OUT --model MODEL` (with --model equal to vLLM's served model name).
+--target writes each line as its service accepts it: azure `"url": "/chat/completions"` with the
+deployment as `model` (the seed's files); openai `/v1/chat/completions` with the model; vllm
+`/v1/chat/completions` with the served model name, for GPU nodes:
+    vllm run-batch -i batch_files/vqav2_4k/vqav2_4k_0001.jsonl \
+        -o batch_files/vqav2_4k/results/vqav2_4k_0001.output.jsonl --model Qwen/Qwen2.5-VL-7B-Instruct
+(pack with --target vllm --model Qwen/Qwen2.5-VL-7B-Instruct: the lines' model must be the served name).
+batch_processor.py rewrites a line only where its endpoint needs another url or model.
 map joins by rollout_id, else the seed's unique_id, else the id pack derived. It reads OpenAI and
 Azure output/error files, `vllm run-batch` output and the seed's `*_verification_results.json`;
 --results may name a batch folder (its results/ is read).
@@ -43,7 +48,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rollkit.batch.limits import RESULTS_DIR, TARGETS, FileLimits
+from rollkit.batch.limits import RESULTS_DIR, TARGETS, FileLimits, target_from_flags
 from rollkit.batch.mapping import map_results
 from rollkit.batch.pack import Packer, PackError, PackSettings
 from rollkit.batch.requests import DEFAULT_MAX_COMPLETION_TOKENS
@@ -69,9 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     pack = commands.add_parser("pack", help="pack rollouts into batch input files")
     _common(pack)
     pack.add_argument("--out-dir", type=Path, help="folder of the batch files (default: batch_files/SPLIT)")
-    pack.add_argument("--model", required=True, help="`model` of every line: the deployment name on Azure")
-    pack.add_argument("--target", choices=sorted(TARGETS), default="azure",
-                      help="whose limits and line url to use (default: azure, as the seed)")
+    pack.add_argument("--model", required=True,
+                      help="`model` of every line: the deployment name on Azure, the served model name on vLLM")
+    pack.add_argument("--target", choices=sorted(TARGETS),
+                      help="whose limits, line url and model to write (default: from the endpoint flags, else azure)")
+    routes = pack.add_argument_group("endpoint flags (only pick the default --target; pack calls nothing)")
+    routes.add_argument("--azure-endpoint", help="Azure OpenAI resource: --target azure")
+    routes.add_argument("--base-url", help="OpenAI or another Batch API: --target openai")
+    routes.add_argument("--port", type=int, help="a local vLLM server: --target vllm (run the files with vllm run-batch)")
     pack.add_argument("--max-lines", type=int, help="requests per file (default: 100,000 azure, 50,000 openai)")
     pack.add_argument("--max-bytes", type=int, help="bytes per file (default: 200,000,000)")
     pack.add_argument("--max-tokens-per-file", type=int,
@@ -101,6 +111,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if not args.split:
             parser.error("give --rollouts, or --split to use rollout_output_data_files/SPLIT/")
         args.rollouts = [str(ROLLOUTS_ROOT / args.split)]
+    if args.command == "pack":
+        args.target = target_from_flags(args.target, azure_endpoint=args.azure_endpoint, base_url=args.base_url,
+                                        port=args.port)
     if args.command == "pack" and args.out_dir is None:
         if not args.split:
             parser.error("give --out-dir, or --split to use batch_files/SPLIT/")

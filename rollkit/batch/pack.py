@@ -39,6 +39,7 @@ from .limits import (
     PACKED_IDS_NAME,
     TARGETS,
     FileLimits,
+    line_route,
 )
 from .requests import PROMPT_NAME, RequestError, RequestOptions, build_request, request_tokens, rollout_items
 from .results import ok_ids
@@ -95,9 +96,9 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def _settings_of(settings: PackSettings) -> dict:
-    url = TARGETS[settings.target].url
+    url, model = line_route(settings.target, settings.model)
     limits = settings.limits
-    return {"target": settings.target, "model": settings.model, "url": url, "prompt": PROMPT_NAME,
+    return {"target": settings.target, "model": model, "url": url, "prompt": PROMPT_NAME,
             "prompt_sha256": hashlib.sha256(load_template(PROMPT_NAME).encode()).hexdigest(),
             "max_completion_tokens": settings.max_completion_tokens, "max_image_side": settings.max_image_side,
             "limits": {"max_lines": limits.max_lines, "max_bytes": limits.max_bytes,
@@ -152,8 +153,8 @@ class Packer:
 
     def __init__(self, settings: PackSettings):
         self.s = settings
-        self.options = RequestOptions(settings.model, TARGETS[settings.target].url,
-                                      settings.max_completion_tokens, settings.max_image_side)
+        url, model = line_route(settings.target, settings.model)
+        self.options = RequestOptions(model, url, settings.max_completion_tokens, settings.max_image_side)
         self.report = PackReport()
         self.writer: _FileWriter | None = None
         self.current: set[str] = set()  # ids in the open file; earlier files are in packed_ids

@@ -25,7 +25,7 @@ from rollkit.client import FatalEndpointError
 from rollkit.endpoints import DEFAULT_AZURE_API_VERSION, Endpoint, EndpointConfigError
 from rollkit.secrets import redact
 
-from .limits import TARGETS
+from .limits import line_route
 
 QUOTA_CODE = "token_limit_exceeded"
 REQUEST_TIMEOUT = 600.0  # uploads of 200 MB files take a while
@@ -65,11 +65,11 @@ class BatchService:
                 azure_endpoint=endpoint.base_url, api_key=endpoint.api_key or "",
                 api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
                 max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
-            self.url, self.model = TARGETS["azure"].url, endpoint.deployment or default_model
+            self.url, self.model = line_route("azure", endpoint.deployment or default_model or "")
         elif endpoint.kind == "openai":
             self.client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "EMPTY",
                                         max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
-            self.url, self.model = TARGETS["openai"].url, endpoint.model or default_model
+            self.url, self.model = line_route("openai", endpoint.model or default_model or "")
         else:
             raise EndpointConfigError(
                 f"endpoint {endpoint.name}: {endpoint.kind} servers have no Batch API; run the packed files "
