@@ -101,3 +101,24 @@ def test_image_root_and_pack_refuse_a_rollout_without_its_image(tmp_path):
         stats = get_stats(url, with_keys=False)["batch"]
     assert ran.returncode == 0, ran.stderr
     assert stats["lines_by_image_parts"] == {"1": 2}
+
+
+def test_sft_image_paths_open_from_the_sft_files_folder(tmp_path):
+    from rollkit.rejection import write_sft
+    rows = seed_shaped(tmp_path / "data")
+    output = tmp_path / "work" / "final.jsonl"  # outputs elsewhere: the records carry image_root
+    output.parent.mkdir()
+    kept = [{**row, "entry_id": f"e{i}", "original_question": row["question"], "best_answer": "2",
+             "selected": True, "image_root": str(tmp_path / "data")} for i, row in enumerate(rows[:3])]
+    kept.append({"question": "A picture on the web?", "entry_id": "e9", "original_question": "q", "best_answer": "1",
+                 "selected": True, "image": "https://example.com/a.jpg"})
+    output.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    sft = tmp_path / "elsewhere" / "deeper" / "sft.jsonl"
+    sft.parent.mkdir(parents=True)
+    assert write_sft(output, sft) == 4
+    pairs = read_jsonl(sft)
+    for pair, row in zip(pairs[:3], rows, strict=False):
+        (path,) = pair["images"]
+        assert not Path(path).is_absolute() and (sft.parent / path).resolve() == (tmp_path / "data" / row["image_path"])
+        assert (sft.parent / path).read_bytes()[:2] == b"\xff\xd8"  # a JPEG: it opens from there
+    assert pairs[3]["images"] == ["https://example.com/a.jpg"]
