@@ -39,7 +39,8 @@ map joins by rollout_id, else the seed's unique_id, else the id pack derived. It
 Azure output/error files, `vllm run-batch` output and the seed's `*_verification_results.json`;
 --results may name a batch folder (its results/ is read).
 Rollouts with no result yet are written with verification_status "pending" and counted.
-Exit status: 0 done, 1 fatal error (unreadable input, a folder packed with other settings), 2 bad usage.
+Exit status: 0 done, 1 fatal error (unreadable input, a folder packed with other settings), 2 bad usage
+or an empty input.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from rollkit.batch.pack import Packer, PackError, PackSettings
 from rollkit.batch.requests import DEFAULT_MAX_COMPLETION_TOKENS
 from rollkit.cli import add_image_root_flag, setup_logging
 from rollkit.jsonl_log import LogLockedError
-from rollkit.records import InputError
+from rollkit.records import EmptyInput, InputError, check_not_empty
 
 ROLLOUTS_ROOT = Path("rollout_output_data_files")
 BATCH_ROOT = Path("batch_files")
@@ -158,10 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args.verbose)
     try:
+        check_not_empty(args.rollouts)
         if args.command == "pack":
             run_pack(args)
         else:
             run_map(args)
+    except EmptyInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (PackError, InputError, LogLockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

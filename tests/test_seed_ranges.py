@@ -74,3 +74,13 @@ def test_record_ranges_are_one_based_and_inclusive_and_empty_inputs_exit_2(tmp_p
     for result, name in zip(empty, ("empty.jsonl", "empty.json"), strict=True):
         assert result.returncode == 2 and f"{name}: no input records" in result.stderr
     assert json.loads((tmp_path / "q.jsonl").read_text().splitlines()[0])  # the input is untouched
+
+
+def test_pack_and_map_of_an_empty_rollouts_file_exit_2(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    packed = run_script("merge_and_map_batch.py", "pack", "--rollouts", str(tmp_path / "empty.jsonl"),
+                        "--out-dir", str(tmp_path / "b"), "--model", "m")
+    mapped = run_script("merge_and_map_batch.py", "map", "--rollouts", str(tmp_path / "empty.jsonl"),
+                        "--results", str(tmp_path), "--output", str(tmp_path / "v.jsonl"))
+    for done in (packed, mapped):
+        assert done.returncode == 2 and "empty.jsonl: no input records" in done.stderr
