@@ -207,14 +207,27 @@ class Processor:
             log.info("%s refused %s (enqueued-token quota); it rests %.0f s", slot.name, ledger.name, rest)
             return
         except CallRefused as exc:
-            ledger.record("refused", attempt=a.id, reason=exc.code or "refused", message=str(exc))
+            # 404: the uploaded file is gone (expired, deleted): the next attempt uploads it again
+            reason = "input_file_not_found" if exc.status == 404 else exc.code or "refused"
+            ledger.record("refused", attempt=a.id, reason=reason, message=str(exc))
             log.warning("%s", exc)
             return
         slot.accepted()
         ledger.record("created", attempt=a.id, batch_id=batch.id, status=batch.status)
 
     def poll(self, ledger: FileLedger, a: Attempt, slot: Slot) -> None:
-        if self.record_status(ledger, a, slot.service.retrieve(a.batch_id)):
+        try:
+            batch = slot.service.retrieve(a.batch_id)
+        except CallRefused as exc:
+            if exc.status != 404:
+                raise
+            # the service no longer knows it (deleted, or another account): asking again at every
+            # check would never end, so the attempt ends here and its lines go again
+            log.error("%s: %s; its lines without a result are submitted again", ledger.name, exc)
+            ledger.record("status", attempt=a.id, status="failed", completed=a.completed, failed=a.failed, total=0,
+                          output_file_id=None, error_file_id=None, errors=["batch_not_found"])
+            return
+        if self.record_status(ledger, a, batch):
             return
         stalled = time.time() - a.changed_at > self.s.stale_after * 60
         if stalled and a.status != "cancelling" and a.cancel_reason is None:
@@ -241,7 +254,12 @@ class Processor:
         paths[0].parent.mkdir(parents=True, exist_ok=True)
         for file_id, dest in ((a.output_file_id, paths[0]), (a.error_file_id, paths[1])):
             if file_id and not dest.exists():
-                slot.service.download(file_id, dest)
+                try:
+                    slot.service.download(file_id, dest)
+                except CallRefused as exc:
+                    if exc.status != 404:
+                        raise
+                    log.error("%s: %s; lines it held are submitted again", ledger.name, exc)
         counts = Counter(r.status for r in iter_results(_existing(paths)))
         quota = a.status == "failed" and QUOTA_CODE in a.errors
         if quota:
@@ -296,6 +314,31 @@ class Processor:
         self.finished[ledger.name] = event
         ledger.close()
         del self.active[ledger.name]
+
+    # -- cancelling -------------------------------------------------------------------------------
+
+    def cancel_open(self) -> list[str]:
+        """Cancel every batch of the range the ledgers hold open; each cancel is recorded first.
+        Returns the batch ids cancelled. A later run resubmits their lines without a result."""
+        self.load()
+        cancelled = []
+        try:
+            for name, ledger in self.active.items():
+                a = ledger.state.current
+                if a is None or not a.live or a.batch_id is None or a.status in TERMINAL or a.status == "cancelling":
+                    continue
+                slot = self.scheduler.by_name.get(a.endpoint)
+                if slot is None:
+                    log.error("%s: batch %s runs on endpoint %r, which is not configured; not cancelled",
+                              name, a.batch_id, a.endpoint)
+                    continue
+                ledger.record("cancel", attempt=a.id, reason="asked")
+                self.record_status(ledger, a, slot.service.cancel(a.batch_id))
+                cancelled.append(a.batch_id)
+        finally:
+            for ledger in self.active.values():
+                ledger.close()
+        return cancelled
 
     # -- reports ----------------------------------------------------------------------------------
 
