@@ -52,7 +52,7 @@ from pathlib import Path
 from rollkit.batch.limits import RESULTS_DIR, TARGETS, FileLimits, target_from_flags
 from rollkit.batch.mapping import map_results
 from rollkit.batch.pack import Packer, PackError, PackSettings
-from rollkit.batch.requests import DEFAULT_MAX_COMPLETION_TOKENS
+from rollkit.batch.requests import DEFAULT_MAX_COMPLETION_TOKENS, JudgePrompt, PromptFileError
 from rollkit.cli import add_image_root_flag, setup_logging
 from rollkit.jsonl_log import LogLockedError
 from rollkit.records import EmptyInput, InputError, check_not_empty
@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"judge reply budget per request (default: {DEFAULT_MAX_COMPLETION_TOKENS})")
     pack.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
     add_image_root_flag(pack)
+    pack.add_argument("--prompt-file", metavar="FILE",
+                      help="the judge's template instead of rollkit/prompts/verify_steps.txt: text with "
+                           "{{question}} and {{solution}}; its name and sha256 go into manifest.json and map's output")
     pack.add_argument("--prefix", help="file name prefix (default: the split, or 'batch')")
     pack.add_argument("--verified", nargs="+", default=[],
                       help="result files or folders: rollouts with a good result there are left out")
@@ -136,7 +139,8 @@ def pack_settings(args: argparse.Namespace) -> PackSettings:
     return PackSettings(out_dir=args.out_dir, model=args.model, target=args.target, limits=limits,
                         prefix=args.prefix or (Path(args.split).name if args.split else "batch"),
                         max_completion_tokens=args.max_completion_tokens, max_image_side=args.max_image_side,
-                        verified=args.verified, image_root=args.image_root)
+                        verified=args.verified, image_root=args.image_root,
+                        prompt=JudgePrompt.from_file(args.prompt_file) if args.prompt_file else JudgePrompt.built_in())
 
 
 def run_pack(args: argparse.Namespace) -> None:
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             run_pack(args)
         else:
             run_map(args)
-    except EmptyInput as exc:
+    except (EmptyInput, PromptFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (PackError, InputError, LogLockedError) as exc:

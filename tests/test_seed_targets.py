@@ -61,3 +61,36 @@ def test_the_processor_rewrites_only_what_another_endpoint_needs(tmp_path):
     assert [line["url"] for line in rewritten] == ["/v1/chat/completions"] * 2
     assert [{**line, "url": None} for line in rewritten] == [{**line, "url": None} for line in packed]
     assert not (vllm_dir / "submit").exists()  # the vllm file is already what OpenAI takes: sent as packed
+
+
+def test_prompt_file_is_sent_and_recorded_by_name_and_hash(tmp_path):
+    import hashlib
+    rollouts = make_rollouts(tmp_path / "in", questions=2, per_question=1, seed=23)
+    template = tmp_path / "my_judge.txt"
+    template.write_text("Check every step and end with <conclusion>Correct</conclusion> or "
+                        "<conclusion>Incorrect</conclusion>.\nQUESTION: {{question}}\nSOLUTION:\n{{solution}}\n")
+    batch_dir = tmp_path / "batches"
+    lines = pack(rollouts, batch_dir, "--target", "openai", "--model", "judge", "--prompt-file", str(template))
+    assert all(line["body"]["messages"][0]["content"][0]["text"].startswith("Check every step") for line in lines)
+    manifest = json.loads((batch_dir / "manifest.json").read_text())
+    digest = hashlib.sha256(template.read_bytes()).hexdigest()
+    assert (manifest["prompt"], manifest["prompt_sha256"]) == ("my_judge.txt", digest)
+    other = pack(rollouts, tmp_path / "builtin", "--target", "openai", "--model", "judge")
+    assert other[0]["body"]["messages"][0]["content"][0]["text"] != lines[0]["body"]["messages"][0]["content"][0]["text"]
+    # a folder packed with one template refuses another, so results of two prompts never mix
+    mixed = run_script("merge_and_map_batch.py", "pack", "--rollouts", str(rollouts), "--out-dir", str(batch_dir),
+                       "--model", "judge", "--target", "openai")
+    assert mixed.returncode == 1 and "prompt_sha256" in mixed.stderr
+    (tmp_path / "bad.txt").write_text("no placeholders here")
+    bad = run_script("merge_and_map_batch.py", "pack", "--rollouts", str(rollouts), "--out-dir", str(tmp_path / "x"),
+                     "--model", "judge", "--prompt-file", str(tmp_path / "bad.txt"))
+    assert bad.returncode == 2 and "{{question}}" in bad.stderr
+    with run_emulator(*FAST) as url:
+        ran = run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--base-url", f"{url}/v1",
+                         "--model", "judge", "--check-interval", "0.01", "--no-progress")
+    assert ran.returncode == 0, ran.stderr
+    mapped = run_script("merge_and_map_batch.py", "map", "--rollouts", str(rollouts), "--results", str(batch_dir),
+                        "--output", str(tmp_path / "v.jsonl"))
+    assert mapped.returncode == 0, mapped.stderr
+    assert {json.dumps(r["verification_prompt"], sort_keys=True) for r in read_jsonl(tmp_path / "v.jsonl")} == \
+        {json.dumps({"name": "my_judge.txt", "sha256": digest}, sort_keys=True)}

@@ -11,6 +11,8 @@ an int, stays as it is), plus:
     judge_first_incorrect_step {"section", "index", "step"} from the per-step verdicts, or null
     verification_model         the model that answered, as the service reported it
     verification_error         why there is no verdict (refusal reason, failure, "no result yet")
+    verification_prompt        {"name", "sha256"} of the judge's template, when --results names a
+                               batch folder (or its results/) whose manifest.json says it
 
 Outputs of schema 1 (the judge's dict in `first_incorrect_step`, the Monte-Carlo int moved to
 `mc_first_incorrect_step`) are read too: mapping one again gives the schema-2 shape.
@@ -21,6 +23,7 @@ dropped, so one more `map` after the processor finishes fills them in.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -31,6 +34,7 @@ from pathlib import Path
 from rollkit.jsonl_log import dump_line
 from rollkit.steps import parse_solution
 
+from .limits import MANIFEST_NAME, RESULTS_DIR
 from .requests import rollout_items
 from .results import LineResult, ResultIndex
 from .verdicts import parse_verdict
@@ -100,10 +104,28 @@ def verification_fields(record: dict, result: LineResult | None, default_model: 
             "verification_model": result.model or default_model, "verification_error": error}
 
 
+def judge_prompt(results: Sequence[str | Path]) -> dict | None:
+    """The template the results answered, from the manifest of the batch folder they are in; None
+    when no manifest says it, or the folders were packed with different templates."""
+    found = set()
+    for given in map(Path, results):
+        folder = given.parent if given.name == RESULTS_DIR else given
+        manifest = folder / MANIFEST_NAME
+        if manifest.is_file():
+            packed = json.loads(manifest.read_text(encoding="utf-8"))
+            found.add((packed.get("prompt"), packed.get("prompt_sha256")))
+    if len(found) != 1:
+        return None
+    name, sha256 = found.pop()
+    return {"name": name, "sha256": sha256}
+
+
 def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], output: Path,
                 default_model: str | None = None) -> MapReport:
     """Write every rollout with its verdict to `output` (replaced atomically at the end)."""
     index = ResultIndex(results)
+    prompt = judge_prompt(results)
+    prompt_field = {} if prompt is None else {"verification_prompt": prompt}
     report = MapReport()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -114,6 +136,8 @@ def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], o
                 log.warning("%s", item.error)
                 continue
             fields = verification_fields(item.record, index.get(custom_id), default_model)
+            if fields["verification_status"] != "pending":
+                fields.update(prompt_field)
             report.counts[fields["verification_status"]] += 1
             if fields["verification_status"] == "pending" and len(report.pending_ids) < MAX_LISTED_PENDING:
                 report.pending_ids.append(custom_id)

@@ -30,7 +30,6 @@ from pathlib import Path
 
 from rollkit.images import ImageError
 from rollkit.jsonl_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
-from rollkit.prompts import load_template
 
 from .limits import (
     MANIFEST_NAME,
@@ -41,7 +40,7 @@ from .limits import (
     FileLimits,
     line_route,
 )
-from .requests import PROMPT_NAME, RequestError, RequestOptions, build_request, request_tokens, rollout_items
+from .requests import JudgePrompt, RequestError, RequestOptions, build_request, request_tokens, rollout_items
 from .results import ok_ids
 
 log = logging.getLogger("rollkit")
@@ -62,6 +61,7 @@ class PackSettings:
     max_image_side: int | None = None
     verified: Sequence[str | Path] = ()  # result files/folders: ids with a good result are left out
     image_root: str | Path | None = None  # --image-root: where relative image paths start
+    prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)  # --prompt-file
 
 
 @dataclass
@@ -98,8 +98,8 @@ def write_json_atomic(path: Path, data: dict) -> None:
 def _settings_of(settings: PackSettings) -> dict:
     url, model = line_route(settings.target, settings.model)
     limits = settings.limits
-    return {"target": settings.target, "model": model, "url": url, "prompt": PROMPT_NAME,
-            "prompt_sha256": hashlib.sha256(load_template(PROMPT_NAME).encode()).hexdigest(),
+    return {"target": settings.target, "model": model, "url": url, "prompt": settings.prompt.name,
+            "prompt_sha256": settings.prompt.sha256,
             "max_completion_tokens": settings.max_completion_tokens, "max_image_side": settings.max_image_side,
             "limits": {"max_lines": limits.max_lines, "max_bytes": limits.max_bytes,
                        "max_tokens_per_file": limits.max_tokens}}
@@ -154,7 +154,8 @@ class Packer:
     def __init__(self, settings: PackSettings):
         self.s = settings
         url, model = line_route(settings.target, settings.model)
-        self.options = RequestOptions(model, url, settings.max_completion_tokens, settings.max_image_side)
+        self.options = RequestOptions(model, url, settings.max_completion_tokens, settings.max_image_side,
+                                      settings.prompt)
         self.report = PackReport()
         self.writer: _FileWriter | None = None
         self.current: set[str] = set()  # ids in the open file; earlier files are in packed_ids

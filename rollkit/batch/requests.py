@@ -10,15 +10,16 @@ what lets `map` join results made by `pack`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rollkit.images import image_size
 from rollkit.jsonl_log import DigestTable, id_digest
 from rollkit.messages import image_parts
-from rollkit.prompts import render
+from rollkit.prompts import fill, load_template, placeholders
 from rollkit.records import InputItem, iter_inputs, question_text
 from rollkit.stage import record_id
 from rollkit.tokens import completion_allowance, count_messages
@@ -34,12 +35,46 @@ class RequestError(ValueError):
     """A rollout that cannot become a request (no response, missing image, ...)."""
 
 
+class PromptFileError(ValueError):
+    """A --prompt-file that cannot be the judge's template: bad usage."""
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """The verification template: its name (the built-in's, or the --prompt-file's file name), text
+    and sha256, which the manifest and `map` record so every verdict says which prompt it answered."""
+
+    name: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def built_in(cls) -> JudgePrompt:
+        return cls(PROMPT_NAME, load_template(PROMPT_NAME))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> JudgePrompt:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptFileError(f"--prompt-file {path}: cannot read it ({exc})") from exc
+        found = placeholders(text)
+        if found != {"question", "solution"}:
+            raise PromptFileError(f"--prompt-file {path}: a verification template holds exactly {{{{question}}}} "
+                                  f"and {{{{solution}}}}; it has {sorted(found) or 'no placeholder'}")
+        return cls(Path(path).name, text)
+
+
 @dataclass(frozen=True)
 class RequestOptions:
     model: str  # the `model` of every body: the deployment name on Azure
     url: str
     max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS
     max_image_side: int | None = None
+    prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)
 
 
 def rollout_items(paths: str | Path | Sequence[str | Path],
@@ -86,7 +121,8 @@ def solution_text(record: dict) -> str:
 
 def build_request(record: dict, source: str, custom_id: str, options: RequestOptions) -> dict:
     """The batch line: `custom_id` first (resume scans read it without parsing the line)."""
-    prompt = render(PROMPT_NAME, question=judge_question(record), solution=solution_text(record))
+    prompt = fill(options.prompt.text, options.prompt.name, question=judge_question(record),
+                  solution=solution_text(record))
     content = [{"type": "text", "text": prompt}, *image_parts(record, source, options.max_image_side)]
     body = {"model": options.model, "messages": [{"role": "user", "content": content}],
             "max_completion_tokens": options.max_completion_tokens}
