@@ -386,17 +386,18 @@ def count_inputs(paths: str | Path | Sequence[str | Path], *, start: int | None 
 def check_not_empty(paths: str | Path | Sequence[str | Path], *, start: int | None = None,
                     end: int | None = None) -> None:
     """EmptyInput when the input has no record, or the range (0-based start, exclusive end, as
-    `iter_inputs` takes it) selects none; the message says how many records there are."""
+    `iter_inputs` takes it) selects none; the message says how many records there are. Reads only
+    up to the first record of the range when there is one."""
     files = expand_paths(paths)
-    total = count_inputs(files)
-    if total is None:  # a JSON list: count its elements (streamed)
-        total = sum(1 for _ in _raw_items(files))
+    first = start or 0
+    if (end is None or end > first) and next(islice(_raw_items(files), first, None), None) is not None:
+        return
+    total = sum(1 for _ in _raw_items(files))
     names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
     if total == 0:
         raise EmptyInput(f"{names}: no input records")
-    if not range(total)[start:end]:
-        shown = f"--start {(start or 0) + 1}" + ("" if end is None else f" --end {end}")
-        raise EmptyInput(f"{names}: {total} records (1 to {total}); {shown} selects none")
+    shown = f"--start {first + 1}" + ("" if end is None else f" --end {end}")
+    raise EmptyInput(f"{names}: {total} records (1 to {total}); {shown} selects none")
 
 
 def _first_char(path: Path) -> str:
