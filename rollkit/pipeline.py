@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .client import ChatClient, RequestStats
 from .endpoints import EndpointPool
-from .images import image_size
+from .images import ImageError, image_size
 from .journal import RequestJournal
 from .records import ENTRY_ID_VERSION, InputItem, check_not_empty, count_inputs
 from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
@@ -83,8 +83,14 @@ def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], l
         if item.error:
             bad += 1
             continue
+        try:
+            bodies = bodies_for(item, record_id(item.record))
+        except ImageError as exc:  # a real run writes it to the errors file and never sends it
+            bad += 1
+            print(f"{item.where}: {exc}", file=sys.stderr)
+            continue
         records += 1
-        for body in bodies_for(item, record_id(item.record)):
+        for body in bodies:
             requests += 1
             prompt += count_messages(body["messages"], body.get("model"), image_size)
             completion += completion_allowance(body)

@@ -122,3 +122,14 @@ def test_sft_image_paths_open_from_the_sft_files_folder(tmp_path):
         assert not Path(path).is_absolute() and (sft.parent / path).resolve() == (tmp_path / "data" / row["image_path"])
         assert (sft.parent / path).read_bytes()[:2] == b"\xff\xd8"  # a JPEG: it opens from there
     assert pairs[3]["images"] == ["https://example.com/a.jpg"]
+
+
+def test_a_dry_run_reports_a_record_whose_image_is_nowhere(tmp_path):
+    rows = seed_shaped(tmp_path)[:2]
+    rows.append({"question": "Gone?", "answer": "1", "image": "gone/a.jpg", "image_path": "gone/b.jpg"})
+    questions = write(tmp_path / "q.jsonl", rows)
+    done = run_script("sampling.py", "--input_file", str(questions), "--output_file", str(tmp_path / "o.jsonl"),
+                      "--model_name", "gpt-4.1", "--base-url", "http://127.0.0.1:9/v1", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert "2 records (1 bad), 2 requests" in done.stdout
+    assert "q.jsonl:3: image not found" in done.stderr and "image_path='gone/b.jpg'" in done.stderr
