@@ -10,13 +10,14 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
+
+from .jsonlist import ListSyntaxError, list_elements
 
 # Bump only together with a migration note: every existing output is keyed by these ids.
 # 2: a record with neither `images` nor `image` is identified by its `image_path` (under 1 it was
@@ -37,9 +38,6 @@ NO_QUESTION = 'no question: expected "conversations" with a human turn or a "que
 SIDE_FILE_SUFFIXES = (".errors.jsonl", ".journal.jsonl", ".config.json")
 
 _BOM = b"\xef\xbb\xbf"
-_LIST_CHUNK_CHARS = 1 << 20  # read size when streaming a JSON list; tests shrink it
-_NON_SPACE = re.compile(r"\S")
-_DECODER = json.JSONDecoder()
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -289,79 +287,12 @@ def _jsonl_lines(handle, source: str) -> Iterator[tuple[str, int, bytes]]:
             yield source, number, line
 
 
-class _ListReader:
-    """Streams the elements of a top-level JSON list without holding the whole file."""
-
-    def __init__(self, handle: TextIO):
-        self.handle, self.buf, self.pos, self.eof = handle, "", 0, False
-        self.lines_before = 0  # newlines in text already dropped from buf, for error positions
-
-    def _fill(self, grow: bool = False) -> bool:
-        # growing the read when a value spans many chunks keeps re-parsing it O(n), not O(n^2)
-        chunk = self.handle.read(max(_LIST_CHUNK_CHARS, len(self.buf) - self.pos) if grow else _LIST_CHUNK_CHARS)
-        if not chunk:
-            self.eof = True
-            return False
-        self.lines_before += self.buf.count("\n", 0, self.pos)
-        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
-        return True
-
-    def next_char(self) -> str:
-        """The next non-space character (not consumed), or "" at the end of the file."""
-        while True:
-            m = _NON_SPACE.search(self.buf, self.pos)
-            if m:
-                self.pos = m.start()
-                return m.group()
-            self.pos = len(self.buf)
-            if not self._fill():
-                return ""
-
-    def value(self) -> Any:
-        self.next_char()  # raw_decode does not skip leading whitespace
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as e:
-                if self.eof or not self._might_be_cut(e) or not self._fill(grow=True):
-                    raise
-                continue
-            # a number or literal ending exactly at the buffer end may continue in the next chunk
-            if end == len(self.buf) and not self.eof and self._fill(grow=True):
-                continue
-            self.pos = end
-            return value
-
-    def _might_be_cut(self, e: json.JSONDecodeError) -> bool:
-        return e.msg.startswith("Unterminated string") or e.pos + 64 >= len(self.buf)
-
-    def error_line(self, e: json.JSONDecodeError) -> int:
-        return self.lines_before + e.lineno
-
-
 def _list_items(handle: TextIO, source: str) -> Iterator[InputItem | tuple[str, int, Any]]:
-    reader, index = _ListReader(handle), 0
-    reader.next_char()
-    reader.pos += 1  # the opening "[", seen by the caller
-    char = reader.next_char()
-    if char == "]":
-        return
-    while True:
-        index += 1
-        try:
-            yield source, index, reader.value()
-        except json.JSONDecodeError as e:
-            problem = f"{e.msg} at line {reader.error_line(e)}"
-            yield _list_error(source, index, problem)
-            return
-        char = reader.next_char()
-        if char == "]":
-            return
-        if char != ",":
-            found = repr(char) if char else "the end of the file"
-            yield _list_error(source, index + 1, f"expected ',' or ']' after item {index}, found {found}")
-            return
-        reader.pos += 1
+    try:
+        for index, value in list_elements(handle):
+            yield source, index, value
+    except ListSyntaxError as e:
+        yield _list_error(source, e.index, e.problem)
 
 
 def _list_error(source: str, index: int, problem: str) -> InputItem:

@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonlines
 import pytest
 
-from rollkit import records
+from rollkit import jsonlist, records
 from rollkit.jsonl_log import ErrorLog, LogLockedError, ResultLog, error_log_for
 from rollkit.records import (
     InputError,
@@ -117,7 +117,7 @@ def test_json_list_input_streams_in_small_chunks(tmp_path, monkeypatch, chunk, e
     path = tmp_path / "q.json"
     text = json.dumps(rows, ensure_ascii=ensure_ascii, indent=rng.choice([None, 1]))
     path.write_text(text, encoding="utf-8")
-    monkeypatch.setattr(records, "_LIST_CHUNK_CHARS", chunk)
+    monkeypatch.setattr(jsonlist, "CHUNK_CHARS", chunk)
     items = list(iter_inputs(path))
     assert [i.record for i in items] == rows
     assert items[2].in_list and items[2].line == 3 and items[2].where == f"{path} item 3"
