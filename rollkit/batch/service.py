@@ -102,7 +102,7 @@ class BatchService:
         self.endpoint = endpoint
         self.expiry = None if expires_after_days is None else \
             {"anchor": "created_at", "seconds": round(expires_after_days * DAY_SECONDS)}
-        self.files_listed = True  # False once the service answered files.list with a refusal
+        self.files_listed = self.batches_listed = True  # False once the service refused to list them
         if endpoint.kind == "azure":
             self.client: openai.OpenAI = openai.AzureOpenAI(
                 azure_endpoint=endpoint.base_url, api_key=endpoint.api_key or "",
@@ -184,8 +184,17 @@ class BatchService:
                                metadata={"rollkit_attempt": attempt_id}, **extra)
 
     def find_batch(self, input_file_id: str, attempt_id: str, known: set[str]) -> Batch | None:
-        """A batch made from this input file for this attempt, not yet in the ledger."""
-        page = self._call("list batches", self.client.batches.list, limit=LIST_PAGE)
+        """A batch made from this input file for this attempt, not yet in the ledger. A service that
+        refuses batches.list is warned about once; the batch is then created again (which may run a
+        batch cut off by a crash twice, rather than leave its file stuck)."""
+        if not self.batches_listed:
+            return None
+        try:
+            page = self._call("list batches", self.client.batches.list, limit=LIST_PAGE)
+        except CallRefused as exc:
+            self.batches_listed = False
+            log.warning("%s does not list batches (%s); a create cut off by a crash is sent again", self.name, exc)
+            return None
         for batch in self._all_pages(page, "list batches"):
             tagged = (batch.metadata or {}).get("rollkit_attempt")
             if batch.input_file_id == input_file_id and batch.id not in known and tagged in (None, attempt_id):
