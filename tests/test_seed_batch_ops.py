@@ -94,23 +94,35 @@ def test_an_upload_that_cannot_connect_is_tried_again_with_backoff(tmp_path):
     assert list(stats["uploads_by_sha256"].values()) == [1] and stats["batches_created"] == 1
 
 
-def test_a_service_without_files_list_is_warned_about_once(tmp_path):
-    batch_dir = packed(tmp_path, files=2, seed=44)
+def crashed_during(batch_dir: Path, call: str) -> None:
+    """The ledgers a crash during every file's upload (or create) leaves: an intent, no result."""
     manifest = json.loads((batch_dir / "manifest.json").read_text())
-    for entry in manifest["files"]:  # the ledgers a crash during the uploads leaves
+    for entry in manifest["files"]:
         ledger = FileLedger(ledger_path(batch_dir, entry["name"]), entry["name"]).open()
         attempt = f"{entry['name']}#1"
         ledger.record("submit", attempt=attempt, number=1, endpoint="default", path=entry["name"],
                       sha256=entry["sha256"], filename=f"{Path(entry['name']).stem}.{entry['sha256'][:12]}.jsonl",
                       lines=entry["lines"], tokens=entry["tokens"], bytes=entry["bytes"])
         ledger.record("upload_intent", attempt=attempt)
+        if call == "create":
+            ledger.record("uploaded", attempt=attempt, file_id="file-never-made")
+            ledger.record("create_intent", attempt=attempt, input_file_id="file-never-made")
         ledger.close()
-    with run_emulator(*FAST, "--batch-no-files-list") as url:
+
+
+@pytest.mark.parametrize(("call", "flag", "warning"), [
+    ("upload", "--batch-no-files-list", "does not list files"),
+    ("create", "--batch-no-batches-list", "does not list batches"),
+])
+def test_a_service_without_list_calls_is_warned_about_once(tmp_path, call, flag, warning):
+    batch_dir = packed(tmp_path, files=2, seed=44)
+    crashed_during(batch_dir, call)
+    with run_emulator(*FAST, flag) as url:
         done = run_script("batch_processor.py", *processor_args(batch_dir, url))
         stats = get_stats(url, with_keys=False)["batch"]
     assert done.returncode == 0, done.stderr
-    assert done.stderr.count("does not list files") == 1 and "done: 2 files" in done.stdout
-    assert stats["batches_created"] == 2 and stats["lines_answered"] == 2
+    assert done.stderr.count(warning) == 1 and "done: 2 files" in done.stdout
+    assert stats["lines_answered"] == 2 and not stats["answered_twice"]
 
 
 def test_a_batch_the_service_does_not_know_is_not_asked_for_again_and_again(tmp_path):

@@ -12,7 +12,8 @@ Validation as the services do it (a batch fails in `validating` with `errors.dat
 `invalid_request`, `too_many_tasks`. Uploads over `--batch-max-bytes` are refused (400).
 `expires_after` (uploads) and `output_expires_after` (batches) must be `{"anchor": "created_at",
 "seconds": N}` within the service's range (OpenAI 1 hour to 30 days, Azure 14 to 30 days); files
-then carry `expires_at`. `--batch-no-files-list` answers GET /files with 404, as servers without it.
+then carry `expires_at`. `--batch-no-files-list` and `--batch-no-batches-list` answer GET /files and
+GET /batches with 404, as servers without them.
 
 Enqueued-token quota (`--batch-enqueued-tokens`): the prompt tokens of every batch between
 validation and its final status count against its model (OpenAI) or deployment (Azure). A batch
@@ -223,6 +224,8 @@ class BatchStore:
         return json_response(200, job.as_json())
 
     async def list(self, request: web.Request) -> web.Response:
+        if not self.settings.batches_list:
+            return error_response(404, "Unrecognized request URL (GET: /batches).", "invalid_request_error")
         return json_response(200, page(list(reversed(self.jobs.values())), request, default_limit=20))
 
 
