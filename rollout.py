@@ -100,7 +100,7 @@ def build_params(args: argparse.Namespace) -> RolloutParams:
 
 async def main(args: argparse.Namespace) -> int:
     params = build_params(args)
-    items = iter_inputs(args.input, start=args.start, end=args.end)
+    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
     if args.dry_run:
         dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
         return 0

@@ -18,27 +18,33 @@
 # --api-key-env) for a --base-url that is not on this machine. A run stopped or killed resumes where
 # it was when started again with the same flags.
 #
+# Paths are the caller's: relative --input/--output and the logs folder start from the folder you
+# run it in (the script itself may live anywhere).
 # Environment: ROLLOUT_NAME (session and file names, default "rollout", so runs can go side by side),
-# ROLLOUT_LOG_DIR (default "logs"), ROLLOUT_DETACH (screen, tmux or nohup: force one).
+# ROLLOUT_LOG_DIR (default "logs"), ROLLOUT_DETACH (screen, tmux or nohup: force one); for `start`
+# without flags, as the seed: SPLIT (default VQAv2: output rollout_output/SPLIT/rollouts.jsonl) and
+# MODEL (default gpt-4.1: the deployment and model name), with AZURE_ENDPOINT.
 set -euo pipefail
-cd "$(dirname "$0")"
+here=$(cd "$(dirname "$0")" && pwd)
 
 # `start` without flags: the bundled VQAv2 example on an Azure deployment. Edit, or pass flags.
+model=${MODEL:-${AZURE_DEPLOYMENT:-gpt-4.1}}
 DEFAULT_ARGS=(
-  --input input_data_files/VQAv2/questions.jsonl --output rollout_output/VQAv2/rollouts.jsonl
-  --dataset-name vqav2 --azure-endpoint "${AZURE_ENDPOINT:-}" --deployment "${AZURE_DEPLOYMENT:-gpt-4.1}"
-  --model_name gpt-4.1 --num-rollouts 4 --num-mc 16 --mc-mode exhaustive --concurrency 32
+  --input "$here/input_data_files/VQAv2/questions.jsonl" --output "rollout_output/${SPLIT:-VQAv2}/rollouts.jsonl"
+  --dataset-name vqav2 --azure-endpoint "${AZURE_ENDPOINT:-}" --deployment "$model"
+  --model_name "$model" --num-rollouts 4 --num-mc 16 --mc-mode exhaustive --concurrency 32
 )
 
 name="${ROLLOUT_NAME:-rollout}"
 log_dir="${ROLLOUT_LOG_DIR:-logs}"
 pid_file="$log_dir/$name.pid"
 latest="$log_dir/$name.log"  # a link to the newest timestamped log
-python=.venv/bin/python
+python=$here/.venv/bin/python
 [ -x "$python" ] || python=python3
+script=$here/rollout.py
 
 # shellcheck source=rollkit/detach.sh
-. rollkit/detach.sh
+. "$here/rollkit/detach.sh"
 die() { echo "run_rollout.sh: $*" >&2; exit 1; }
 
 running_pid() {
@@ -93,7 +99,8 @@ start() {
   method=$(detach_method "${ROLLOUT_DETACH:-}")
   echo "$(date '+%F %T') $python rollout.py $*" >"$log"
   # Job control on (set -m): a background job would otherwise ignore SIGINT, and stop sends SIGINT.
-  inner="set -m; $(printf '%q ' "$python" rollout.py "$@") >>$(printf %q "$log") 2>&1 & child=\$!
+  inner="set -m; cd $(printf %q "$PWD") || exit 1
+$(printf '%q ' "$python" "$script" "$@") >>$(printf %q "$log") 2>&1 & child=\$!
 echo \$child >$(printf %q "$pid_file")"
   [ "$method" = nohup ] || inner+=$'\n'"tail -n +1 -f --pid=\$child $(printf %q "$log") &"
   inner+=$'\n'"wait \$child; echo \"rollout.py exited with status \$? at \$(date '+%F %T')\" >>$(printf %q "$log")"
@@ -140,6 +147,6 @@ case "$command" in
   stop) stop ;;
   status) status ;;
   logs) logs ;;
-  -h|--help|help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command $command; use start, stop, status or logs" ;;
 esac

@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(args: argparse.Namespace) -> int:
     params = ScoringParams(args.model, args.scorer_max_tokens)
-    items = iter_inputs(args.input, start=args.start, end=args.end)
+    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
     if args.dry_run:
         dry_run(items, lambda item, _: [scoring_body(item.record, item.source, answer, params, args.max_image_side)
                                         for answer in item.record.get("generated_answers") or []],

@@ -1,8 +1,9 @@
 """Flags every script shares, defined once, and the wrapper that turns errors into exit codes.
 
 Exit status: 0 when every record is done or recorded as a permanent error, 1 for a fatal error (bad
-credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse), 3
-when every endpoint stayed unreachable for --max-outage seconds (a plain rerun does the rest).
+credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse) or bad
+input (an empty input, a range that selects no record), 3 when every endpoint stayed unreachable
+for --max-outage seconds (a plain rerun does the rest).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .endpoints import (
     resolve_key,
 )
 from .jsonl_log import LogLockedError
-from .records import InputError
+from .records import EmptyInput, InputError
 from .secrets import RedactingFilter
 
 log = logging.getLogger("rollkit")
@@ -70,9 +71,29 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window-seconds", type=float, default=60.0,
                        help="length of the rate-limit window (60 for real services; the emulator can shrink it)")
     group.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
-    group.add_argument("--start", type=int, help="first input record to take (0-based)")
-    group.add_argument("--end", type=int, help="input record to stop before")
+    add_image_root_flag(group)
+    # The seed's range: record numbers from 1, both ends included (--start 1 --end 100, then
+    # --start 101 --end 200 on the next machine). Kept 0-based, end excluded, inside (args.start).
+    group.add_argument("--start", type=_from_one_based, metavar="N",
+                       help="first input record to take, counted from 1 (default: 1)")
+    group.add_argument("--end", type=_positive, metavar="N", help="last input record to take, included")
     group.add_argument("-v", "--verbose", action="store_true", help="log every retry and failure")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: records are numbered from 1")
+    return value
+
+
+def _from_one_based(text: str) -> int:
+    return _positive(text) - 1
+
+
+def add_image_root_flag(parser) -> None:
+    parser.add_argument("--image-root", metavar="DIR",
+                        help="folder relative image paths start from (default: the input file's folder)")
 
 
 def build_pool(args: argparse.Namespace, model: str | None, port: int | None = None,
@@ -118,6 +139,9 @@ def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: 
     except OutageError as exc:
         print(f"stopped by an outage: {exc}; {RESUME_HINT}", file=sys.stderr)
         return EXIT_OUTAGE
+    except EmptyInput as exc:  # bad input, not a failure of the run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except (*FATAL_ERRORS, *fatal) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,5 +1,10 @@
 """Images to data URLs: read once per run, optionally downscaled, with their pixel sizes kept for
-token estimates (the tile rule needs the size, which the base64 text does not show cheaply)."""
+token estimates (the tile rule needs the size, which the base64 text does not show cheaply).
+
+Which file a record means is decided here once for every stage (`record_image_urls`): the first of
+`images`, `image_path`, `image` whose every reference is a URL or a file that exists. A record that
+names images none of which can be opened raises ImageError naming every field tried, so it goes to
+the errors file and is never sent without its picture."""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from .records import IMAGE_FIELDS, field_refs, is_url, resolve_image_path
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 
@@ -82,3 +89,43 @@ def image_size(url: str) -> tuple[int, int] | None:
             return None
         _remember_size(url, size)
     return size
+
+
+def _tried(name: str, refs: list[str], missing: str) -> str:
+    shown = refs[0] if len(refs) == 1 else refs
+    return f"{name}={shown!r} (not found: {missing})"
+
+
+def record_image_paths(record: dict, folder: str | Path) -> tuple[str | None, list[str]]:
+    """(field, URLs and file paths) of the record's images; (None, []) when it names none.
+
+    Relative paths resolve against `folder` (see records.image_folder). Raises ImageError naming
+    every field tried when none of them names only URLs and existing files."""
+    tried = []
+    for name in IMAGE_FIELDS:
+        refs = field_refs(record, name)
+        if not refs:
+            continue
+        paths = [ref if is_url(ref) else str(resolve_image_path(ref, folder)) for ref in refs]
+        missing = [p for ref, p in zip(refs, paths, strict=True) if not is_url(ref) and not Path(p).is_file()]
+        if not missing:
+            return name, paths
+        tried.append(_tried(name, refs, missing[0]))
+    if tried:
+        raise ImageError(f"image not found; tried {'; '.join(tried)}")
+    return None, []
+
+
+def record_image_urls(record: dict, folder: str | Path, max_side: int | None = None) -> list[str]:
+    """Every image of the record as a URL to send (files become data URLs), in the order listed."""
+    name, paths = record_image_paths(record, folder)
+    urls = []
+    for path in paths:
+        if is_url(path):
+            urls.append(path)
+            continue
+        try:
+            urls.append(load_image(path, max_side).data_url)
+        except ImageError as exc:
+            raise ImageError(f"{exc} (from {name})") from exc
+    return urls

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from .images import load_image
-from .records import image_folder, image_refs, question_text, resolve_image_path
+from .images import record_image_urls
+from .records import image_folder, question_text
 
 __all__ = ["build_messages", "image_parts", "prompt_turns", "question_text", "reference_answers",
            "strip_image_tokens"]
@@ -49,14 +49,9 @@ def strip_image_tokens(text: str) -> str:
 
 
 def image_parts(record: dict, source: str, max_side: int | None) -> list[dict]:
-    """Raises ImageError naming the file when an image is missing or unreadable."""
-    parts = []
-    folder = image_folder(record, source)
-    for ref in image_refs(record):
-        url = ref if ref.startswith(("http://", "https://", "data:")) else \
-            load_image(str(resolve_image_path(ref, folder)), max_side).data_url
-        parts.append({"type": "image_url", "image_url": {"url": url}})
-    return parts
+    """Raises ImageError naming the fields tried when an image is missing or unreadable."""
+    urls = record_image_urls(record, image_folder(record, source), max_side)
+    return [{"type": "image_url", "image_url": {"url": url}} for url in urls]
 
 
 def build_messages(record: dict, source: str, max_side: int | None = None) -> list[dict]:

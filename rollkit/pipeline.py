@@ -13,14 +13,14 @@ from pathlib import Path
 
 from .client import ChatClient, RequestStats
 from .endpoints import EndpointPool
-from .images import image_size
+from .images import ImageError, image_size
 from .journal import RequestJournal
-from .records import ENTRY_ID_VERSION, InputItem, count_inputs
+from .records import ENTRY_ID_VERSION, InputItem, check_not_empty, count_inputs
 from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
 from .tokens import completion_allowance, count_messages
 
 # The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
-OUTPUT_SCHEMA_VERSION = 1
+OUTPUT_SCHEMA_VERSION = 2
 
 # Dollars per 1M tokens (prompt, completion), list prices; override with --price-in/--price-out.
 PRICES = {
@@ -55,6 +55,7 @@ async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem
 
     `id_field` and `units` let a stage write several records per input (see StageRunner)."""
     output = args.output
+    check_not_empty(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None))
     async with AsyncExitStack() as stack:
         journal = stack.enter_context(RequestJournal(journal_path(args)))
         slots = asyncio.Semaphore(args.concurrency)  # one bound for every role: a kill costs at most this
@@ -85,8 +86,14 @@ def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], l
         if item.error:
             bad += 1
             continue
+        try:
+            bodies = bodies_for(item, record_id(item.record))
+        except ImageError as exc:  # a real run writes it to the errors file and never sends it
+            bad += 1
+            print(f"{item.where}: {exc}", file=sys.stderr)
+            continue
         records += 1
-        for body in bodies_for(item, record_id(item.record)):
+        for body in bodies:
             requests += 1
             prompt += count_messages(body["messages"], body.get("model"), image_size)
             completion += completion_allowance(body)

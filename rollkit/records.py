@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,8 +17,19 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
+from .jsonlist import ListSyntaxError, list_elements
+
 # Bump only together with a migration note: every existing output is keyed by these ids.
-ENTRY_ID_VERSION = 1
+# 2: a record with neither `images` nor `image` is identified by its `image_path` (under 1 it was
+# identified without its image, and sent without it); every other record keeps its version-1 id.
+ENTRY_ID_VERSION = 2
+
+# Where a record's images may be named, in the order they are tried when reading the image: the
+# seed's prepared inputs carry a dataset-relative `image` that is not on disk and the file itself in
+# `image_path`. Ids are taken from `images`, else `image`, else `image_path` (ID_IMAGE_FIELDS), so
+# the ids of records that worked before `image_path` was read stay what they were.
+IMAGE_FIELDS = ("images", "image_path", "image")
+ID_IMAGE_FIELDS = ("images", "image", "image_path")
 
 HUMAN_ROLES = ("human", "user")
 NO_QUESTION = 'no question: expected "conversations" with a human turn or a "question" string'
@@ -28,14 +38,29 @@ NO_QUESTION = 'no question: expected "conversations" with a human turn or a "que
 SIDE_FILE_SUFFIXES = (".errors.jsonl", ".journal.jsonl", ".config.json")
 
 _BOM = b"\xef\xbb\xbf"
-_LIST_CHUNK_CHARS = 1 << 20  # read size when streaming a JSON list; tests shrink it
-_NON_SPACE = re.compile(r"\S")
-_DECODER = json.JSONDecoder()
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class InputError(Exception):
     """An input path that cannot be read at all: fatal for a run."""
+
+
+class EmptyInput(InputError):
+    """An input with no records, or a range that selects none of them: bad input (exit 2)."""
+
+
+def one_based_range(start: int | None, end: int | None, total: int, what: str,
+                    flags: tuple[str, str] = ("--start", "--end")) -> slice:
+    """The 0-based slice of the seed's 1-based, inclusive range `start..end` over `total` things
+    (missing ends: the first, the last). EmptyInput, saying what exists, when it selects nothing."""
+    first, last = 1 if start is None else start, total if end is None else end
+    if total == 0:
+        raise EmptyInput(f"{what}: there is nothing there")
+    if first < 1 or last < first or first > total:
+        given = " ".join(f"{flag} {value}" for flag, value in zip(flags, (start, end), strict=True)
+                         if value is not None)
+        raise EmptyInput(f"{what}: {total} in all, numbered 1 to {total}; {given} selects none")
+    return slice(first - 1, min(last, total))
 
 
 @dataclass(frozen=True)
@@ -91,18 +116,28 @@ def question_text(record: dict) -> str:
     return question
 
 
-def image_refs(record: dict) -> list[str]:
-    """Image references as given: `images` if present, else `[image]`, else `[]`."""
-    images = record.get("images")
-    if images is None:
-        images = record.get("image")
-    if images is None:
+def field_refs(record: dict, name: str) -> list[str]:
+    """The references of one image field: a string is one, a list is many, absent is none."""
+    value = record.get(name)
+    if value is None:
         return []
-    return [images] if isinstance(images, str) else list(images)
+    return [value] if isinstance(value, str) else list(value)
+
+
+def image_refs(record: dict) -> list[str]:
+    """Image references as given, for ids: `images`, else `image`, else `image_path`, else `[]`."""
+    for name in ID_IMAGE_FIELDS:
+        if record.get(name) is not None:
+            return field_refs(record, name)
+    return []
+
+
+def is_url(ref: str) -> bool:
+    return ref.startswith(("http://", "https://", "data:"))
 
 
 def entry_id(record: dict) -> str:
-    """The id of an input record (ENTRY_ID_VERSION 1). A file-format promise: never change it silently.
+    """The id of an input record (ENTRY_ID_VERSION 2). A file-format promise: never change it silently.
 
     entry_id = md5 hex of canonical_json({"question": Q, "images": I}), where canonical_json is
     `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8, and
@@ -110,7 +145,8 @@ def entry_id(record: dict) -> str:
       of its turns whose `from` is "human" or "user", in order (assistant/gpt turns, such as the
       final answer, are left out); otherwise the `question` string.
     - I: the `images` list as given; else `[image]` when `image` is a string (or `image` itself
-      when it is a list); else `[]`. References are not normalised: "a.jpg" and "./a.jpg" differ.
+      when it is a list); else the same of `image_path` (ENTRY_ID_VERSION 2); else `[]`.
+      References are not normalised: "a.jpg" and "./a.jpg" differ.
     Other fields (answers, uids, ...) do not take part, so the same question about a different
     image is a different entry, and key order or extra fields never change an id.
     """
@@ -156,9 +192,10 @@ def validate_record(record: Any) -> str | None:
         return '"question" is empty'
     if record.get("images") is not None and not _is_str_list(record["images"]):
         return '"images" must be a list of strings'
-    image = record.get("image")
-    if record.get("images") is None and image is not None and not (isinstance(image, str) or _is_str_list(image)):
-        return '"image" must be a string or a list of strings'
+    for name in ("image", "image_path"):
+        value = record.get(name)
+        if value is not None and not (isinstance(value, str) or _is_str_list(value)):
+            return f'"{name}" must be a string or a list of strings'
     return None
 
 
@@ -178,8 +215,8 @@ def _folder_of(source_file: str) -> Path:
 def image_root_field(record: dict, source_file: str | Path) -> dict:
     """`{"image_root": folder}` for an output record whose images are relative paths, so the next
     stage finds them wherever the output is written; `{}` when nothing needs it."""
-    relative = any(not ref.startswith(("http://", "https://", "data:")) and not Path(ref).expanduser().is_absolute()
-                   for ref in image_refs(record))
+    relative = any(not is_url(ref) and not Path(ref).expanduser().is_absolute()
+                   for name in IMAGE_FIELDS for ref in field_refs(record, name))
     return {"image_root": str(image_folder(record, source_file))} if relative else {}
 
 
@@ -250,79 +287,12 @@ def _jsonl_lines(handle, source: str) -> Iterator[tuple[str, int, bytes]]:
             yield source, number, line
 
 
-class _ListReader:
-    """Streams the elements of a top-level JSON list without holding the whole file."""
-
-    def __init__(self, handle: TextIO):
-        self.handle, self.buf, self.pos, self.eof = handle, "", 0, False
-        self.lines_before = 0  # newlines in text already dropped from buf, for error positions
-
-    def _fill(self, grow: bool = False) -> bool:
-        # growing the read when a value spans many chunks keeps re-parsing it O(n), not O(n^2)
-        chunk = self.handle.read(max(_LIST_CHUNK_CHARS, len(self.buf) - self.pos) if grow else _LIST_CHUNK_CHARS)
-        if not chunk:
-            self.eof = True
-            return False
-        self.lines_before += self.buf.count("\n", 0, self.pos)
-        self.buf, self.pos = self.buf[self.pos:] + chunk, 0
-        return True
-
-    def next_char(self) -> str:
-        """The next non-space character (not consumed), or "" at the end of the file."""
-        while True:
-            m = _NON_SPACE.search(self.buf, self.pos)
-            if m:
-                self.pos = m.start()
-                return m.group()
-            self.pos = len(self.buf)
-            if not self._fill():
-                return ""
-
-    def value(self) -> Any:
-        self.next_char()  # raw_decode does not skip leading whitespace
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(self.buf, self.pos)
-            except json.JSONDecodeError as e:
-                if self.eof or not self._might_be_cut(e) or not self._fill(grow=True):
-                    raise
-                continue
-            # a number or literal ending exactly at the buffer end may continue in the next chunk
-            if end == len(self.buf) and not self.eof and self._fill(grow=True):
-                continue
-            self.pos = end
-            return value
-
-    def _might_be_cut(self, e: json.JSONDecodeError) -> bool:
-        return e.msg.startswith("Unterminated string") or e.pos + 64 >= len(self.buf)
-
-    def error_line(self, e: json.JSONDecodeError) -> int:
-        return self.lines_before + e.lineno
-
-
 def _list_items(handle: TextIO, source: str) -> Iterator[InputItem | tuple[str, int, Any]]:
-    reader, index = _ListReader(handle), 0
-    reader.next_char()
-    reader.pos += 1  # the opening "[", seen by the caller
-    char = reader.next_char()
-    if char == "]":
-        return
-    while True:
-        index += 1
-        try:
-            yield source, index, reader.value()
-        except json.JSONDecodeError as e:
-            problem = f"{e.msg} at line {reader.error_line(e)}"
-            yield _list_error(source, index, problem)
-            return
-        char = reader.next_char()
-        if char == "]":
-            return
-        if char != ",":
-            found = repr(char) if char else "the end of the file"
-            yield _list_error(source, index + 1, f"expected ',' or ']' after item {index}, found {found}")
-            return
-        reader.pos += 1
+    try:
+        for index, value in list_elements(handle):
+            yield source, index, value
+    except ListSyntaxError as e:
+        yield _list_error(source, e.index, e.problem)
 
 
 def _list_error(source: str, index: int, problem: str) -> InputItem:
@@ -342,6 +312,23 @@ def count_inputs(paths: str | Path | Sequence[str | Path], *, start: int | None 
         with open(path, "rb") as handle:
             total += sum(1 for line in handle if line.strip())
     return len(range(total)[start:end])
+
+
+def check_not_empty(paths: str | Path | Sequence[str | Path], *, start: int | None = None,
+                    end: int | None = None) -> None:
+    """EmptyInput when the input has no record, or the range (0-based start, exclusive end, as
+    `iter_inputs` takes it) selects none; the message says how many records there are. Reads only
+    up to the first record of the range when there is one."""
+    files = expand_paths(paths)
+    first = start or 0
+    if (end is None or end > first) and next(islice(_raw_items(files), first, None), None) is not None:
+        return
+    total = sum(1 for _ in _raw_items(files))
+    names = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    if total == 0:
+        raise EmptyInput(f"{names}: no input records")
+    shown = f"--start {first + 1}" + ("" if end is None else f" --end {end}")
+    raise EmptyInput(f"{names}: {total} records (1 to {total}); {shown} selects none")
 
 
 def _first_char(path: Path) -> str:
@@ -384,8 +371,16 @@ def _to_item(raw: InputItem | tuple[str, int, Any]) -> InputItem:
     return InputItem(source, number, value, in_list=True)
 
 
+def _with_image_root(root: str, item: InputItem) -> InputItem:
+    # recorded like an earlier stage's `image_root`, so outputs carry it on to the next stage
+    if item.record is None:
+        return item
+    return InputItem(item.source, item.line, {**item.record, "image_root": root}, item.error, item.in_list)
+
+
 def iter_inputs(
-    paths: str | Path | Sequence[str | Path], *, start: int | None = None, end: int | None = None
+    paths: str | Path | Sequence[str | Path], *, start: int | None = None, end: int | None = None,
+    image_root: str | Path | None = None,
 ) -> Iterator[InputItem]:
     """Stream the input records of files, folders and glob patterns, in order.
 
@@ -393,6 +388,8 @@ def iter_inputs(
     are skipped. `start`/`end` (0-based, end exclusive) slice the sequence of records over all
     files, counting malformed lines too, so machines that split one dataset agree on the split;
     lines before `start` are not parsed. Missing or unreadable paths raise InputError at once.
+    `image_root` (`--image-root DIR`): relative image paths resolve against DIR instead of the
+    input file's folder (or an `image_root` an earlier stage recorded).
     """
     if (start or 0) < 0 or (end or 0) < 0:
         raise ValueError("start and end must be >= 0")
@@ -401,4 +398,8 @@ def iter_inputs(
             open(path, "rb").close()
         except OSError as e:
             raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
-    return map(_to_item, islice(_raw_items(files), start, end))
+    items = map(_to_item, islice(_raw_items(files), start, end))
+    if image_root is None:
+        return items
+    root = str(Path(image_root).expanduser().resolve())
+    return (_with_image_root(root, item) for item in items)

@@ -16,9 +16,11 @@ from pathlib import Path
 import jsonlines
 
 from .client import ChatClient, ChatResult
+from .images import ImageError, record_image_paths
 from .judge import parse_judge_score
 from .messages import build_messages, image_parts, question_text, reference_answers
 from .prompts import render
+from .records import image_folder, image_refs, is_url
 from .stage import Outcome
 
 
@@ -146,8 +148,20 @@ def select_best(answers: list[str], scores: list[float | None], min_score: float
     return {"best_index": index, "best_answer": answers[index], "best_score": score, "selected": selected}
 
 
-def sft_record(record: dict) -> dict | None:
-    """A kept pair as `conversations` (human turns plus the chosen answer), images kept, for SFT."""
+def sft_images(record: dict, output: str | Path, sft_path: str | Path) -> list[str] | None:
+    """The record's images as paths that open from the SFT file's folder (URLs as they are); None
+    when it has none. Relative paths of the input would point elsewhere once the SFT file moves."""
+    try:
+        _, paths = record_image_paths(record, image_folder(record, output))
+    except ImageError:  # not on this machine any more: keep what the record said
+        return image_refs(record) or None
+    folder = Path(sft_path).resolve().parent
+    return [p if is_url(p) else os.path.relpath(Path(p).resolve(), folder) for p in paths] or None
+
+
+def sft_record(record: dict, output: str | Path = ".", sft_path: str | Path = "sft.jsonl") -> dict | None:
+    """A kept pair as `conversations` (human turns plus the chosen answer) with its `images` as paths
+    from the SFT file's folder, for SFT."""
     if not record.get("selected"):
         return None
     if "conversations" in record:
@@ -157,9 +171,9 @@ def sft_record(record: dict) -> dict | None:
     else:
         turns = [{"from": "human", "value": record.get("original_question", "")}]
     out = {"entry_id": record["entry_id"], "conversations": [*turns, {"from": "gpt", "value": record["best_answer"]}]}
-    for key in ("images", "image"):
-        if key in record:
-            out[key] = record[key]
+    images = sft_images(record, output, sft_path)
+    if images:
+        out["images"] = images
     return out
 
 
@@ -169,7 +183,7 @@ def write_sft(output: str | Path, sft_path: str | Path) -> int:
     kept = 0
     with jsonlines.open(output) as reader, open(temporary, "w", encoding="utf-8") as out:
         for record in reader.iter(type=dict, skip_invalid=True):
-            pair = sft_record(record)
+            pair = sft_record(record, output, sft_path)
             if pair is not None:
                 out.write(json.dumps(pair, ensure_ascii=False) + "\n")
                 kept += 1

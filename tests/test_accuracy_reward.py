@@ -10,7 +10,14 @@ import pytest
 
 import accuracy_reward
 from accuracy_reward import check_answer, check_answer_async, get_mode, parse_answer, register_mode
-from rollkit.answers import anls_similarity, mathcheck, set_llm_judge, vqa_normalize
+from rollkit.answers import (
+    anls_similarity,
+    answer_formats,
+    mathcheck,
+    scoring_modes,
+    set_llm_judge,
+    vqa_normalize,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = (
@@ -53,7 +60,7 @@ CHECKS = [
     ("The answer is C.", "C", "mc_score", 1),
     ("A dog", "A", "mc_score", 0),
     ("(B)", "C", "mc_score", 0),
-    ("2", "2", "mc_score", 0),  # not a letter on either side
+    ("2", "2", "mc_score", 1),  # not a letter, but the same string: the seed's shortcut
     # math_score / latex_score via math_verify
     ("$\\frac{1}{2}$", "0.5", "math_score", 1),
     ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}", "math_score", 1),
@@ -62,14 +69,15 @@ CHECKS = [
     ("\\frac{1}{2", "0.5", "math_score", 0),
     ("$\\frac{1}{2}$", "0.5", "latex_score", 1),
     ("1/2", "0.5", "latex_score", 1),
-    ("0.5", "0.5", "latex_score", 0),  # no LaTeX on either side: left to the other modes
+    ("0.5", "0.50", "latex_score", 0),  # no LaTeX on either side: left to the other modes
     # raven
     ("3", "3", "raven_score_integer_only", 1),
-    ("9", "9", "raven_score_integer_only", 0),
+    ("9", "9", "raven_score_integer_only", 1),  # the same string counts in every mode
     ("03", "3", "raven_score_integer_only", 0),
     ("c", "C", "raven_score_alphabet_only", 1),
-    ("J", "J", "raven_score_alphabet_only", 0),
-    ("AB", "AB", "raven_score_alphabet_only", 0),
+    ("J", "J", "raven_score_alphabet_only", 1),
+    ("AB", "AB", "raven_score_alphabet_only", 1),
+    ("K", "J", "raven_score_alphabet_only", 0),
     # dvqa_int_only_score
     ("-3", "- 3", "dvqa_int_only_score", 1),
     ("007", "7", "dvqa_int_only_score", 1),
@@ -240,7 +248,7 @@ def test_a_new_mode_is_one_registered_function():
         return int(pred == gt[::-1])
 
     assert check_answer("cba", "abc", "test_reversed") == 1
-    assert check_answer("abc", "abc", ["test_reversed"]) == 0
+    assert check_answer("abc", "abd", ["test_reversed"]) == 0
 
 
 @pytest.fixture
@@ -320,3 +328,18 @@ def test_cli_prints_parsed_answer_and_result():
         check=True,
     )
     assert json.loads(result.stdout) == {"parsed": "two", "modes": ["vqa_score", "mc_score"], "correct": 1}
+
+
+@pytest.mark.parametrize("alias", ["en", "zh", "en_v2", "zh_v2", "en_r1", "zh_r1"])
+def test_seed_prompt_format_versions_are_aliases(alias):
+    response = "<think>maybe <correct_answer>3</correct_answer>?</think>\n<correct_answer>$\\boxed{2}$</correct_answer>"
+    expected = "2"
+    assert parse_answer(response, alias) == expected
+    assert alias in answer_formats()
+    assert parse_answer("<correct_answer>$\\boxed{7}$</correct_answer>", alias) == "7"
+
+
+@pytest.mark.parametrize("mode", sorted(set(scoring_modes()) - {"llm_judge"}))
+def test_the_same_string_counts_in_every_mode(mode):
+    for same in ("9", "a red bus", "Z"):  # 9 and Z are outside RAVEN's answer range; still the same
+        assert check_answer(f" {same} ", same, mode) == 1

@@ -126,7 +126,7 @@ def test_full_cycle_with_faults_and_two_sigkills(tmp_path):
     for record in ok:
         conclusion, first = expected_verdict(record)
         assert record["conclusion"] is conclusion
-        assert (record["first_incorrect_step"] or {}).get("step") == first
+        assert (record["judge_first_incorrect_step"] or {}).get("step") == first
     assert all(r["verification_error"].startswith("content_filter") for r in out if r["verification_status"] == "refused")
     table = run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--status").stdout
     rows = table.splitlines()
@@ -203,7 +203,7 @@ def test_run_batch_processor_sh_keeps_the_seed_arguments(tmp_path):
         for index, method in enumerate(methods):
             logs = tmp_path / f"logs_{method}"
             run_env = {**env, "AZURE_API_KEY": "sentinel-key-123", "BATCH_DETACH": method, "BATCH_LOG_DIR": str(logs)}
-            started = subprocess.run([script, f"rk_test_{os.getpid()}_{method}", str(index), str(index + 1), "x", url,
+            started = subprocess.run([script, f"rk_test_{os.getpid()}_{method}", str(index + 1), str(index + 1), "x", url,
                                       "0.005", "dep", "--batch-dir", str(batch_dir)],
                                      env=run_env, capture_output=True, text=True, timeout=30)
             assert started.returncode == 0, started.stderr

@@ -43,7 +43,7 @@ def test_the_fixture_verifications_map_onto_rollouts(tmp_path):
     assert "mapped 6 rollouts: ok 6" in done.stdout
     out = read_jsonl(tmp_path / "out.jsonl")
     assert [r["conclusion"] for r in out] == [True] * 6
-    assert all(r["verification_model"] == "o4-mini" and r["first_incorrect_step"] is None for r in out)
+    assert all(r["verification_model"] == "o4-mini" and r["judge_first_incorrect_step"] is None for r in out)
     assert all(set(rollouts[0]) <= set(r) for r in out)  # every input field is kept
 
 
@@ -139,7 +139,7 @@ def test_map_joins_by_custom_id_and_reports_what_has_no_result(tmp_path):
     assert out["r0"]["conclusion"] is True  # a good result wins over an error before or after it
     assert "cut off" in out["r1"]["verification_error"] and out["r1"]["conclusion"] is None
     assert out["r2"]["verification_error"] == "content_filter"
-    assert out["r3"]["first_incorrect_step"] == {"section": "reasoning", "index": 1, "step": 0}
+    assert out["r3"]["judge_first_incorrect_step"] == {"section": "reasoning", "index": 1, "step": 0}
     assert report.pending_ids == ["r4"] and "no result yet for 1 rollouts: r4" in report.summary()
 
 
@@ -158,4 +158,5 @@ def test_the_monte_carlo_first_incorrect_step_is_kept(tmp_path):
     (tmp_path / "res.jsonl").write_text(json.dumps(ok_line("r0", "<conclusion>Correct</conclusion>")) + "\n")
     map_results([tmp_path / "r.jsonl"], [tmp_path / "res.jsonl"], tmp_path / "out.jsonl")
     (out,) = read_jsonl(tmp_path / "out.jsonl")
-    assert (out["mc_first_incorrect_step"], out["first_incorrect_step"], out["conclusion"]) == (2, None, True)
+    assert (out["first_incorrect_step"], out["judge_first_incorrect_step"], out["conclusion"]) == (2, None, True)
+    assert "mc_first_incorrect_step" not in out

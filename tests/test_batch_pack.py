@@ -134,7 +134,7 @@ def test_pack_is_deterministic_and_incremental(tmp_path):
     second = make_rollouts(tmp_path / "in", questions=3, per_question=1, seed=2, name="b.jsonl")
     more = pack([first, second], one, limits=limits).report
     assert (more.requests, more.already_packed) == (3, 10)
-    assert [f["name"] for f in more.new_files] == ["batch_00003.jsonl"]
+    assert [f["name"] for f in more.new_files] == ["batch_0004.jsonl"]
     ids = [r["custom_id"] for r in read_jsonl(one / "packed_ids.jsonl")]
     assert len(ids) == len(set(ids)) == 13
     with pytest.raises(PackError, match="model"):
@@ -155,7 +155,7 @@ def test_verified_rollouts_and_bad_rollouts_are_left_out(tmp_path):
     report = pack(rollouts, tmp_path / "out", verified=[str(results)]).report
     assert (probe.report.requests, report.requests, report.already_verified, report.errors) == (2, 1, 1, 3)
     errors = {e["reason"]: e["message"] for e in read_jsonl(tmp_path / "out" / "pack.errors.jsonl")}
-    assert set(errors) == {"bad_rollout", "bad_input"} and "invalid JSON" in errors["bad_input"]
+    assert set(errors) == {"bad_rollout", "bad_image", "bad_input"} and "invalid JSON" in errors["bad_input"]
     reasons = [e["message"] for e in read_jsonl(tmp_path / "out" / "pack.errors.jsonl")]
     assert any("response" in r for r in reasons) and any("nowhere.png" in r for r in reasons)
 
@@ -164,13 +164,13 @@ def test_a_crash_before_the_manifest_is_repaired_with_the_same_bytes(tmp_path):
     rollouts = make_rollouts(tmp_path / "in", questions=6, per_question=1)
     out = tmp_path / "out"
     pack(rollouts, out, limits=FileLimits(4, 10**9, None))
-    last = (out / "batch_00001.jsonl").read_bytes()
+    last = (out / "batch_0002.jsonl").read_bytes()
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["files"].pop()  # as if killed after the file and its ids, before the manifest
     (out / "manifest.json").write_text(json.dumps(manifest))
     report = pack(rollouts, out, limits=FileLimits(4, 10**9, None)).report
     assert (report.requests, report.already_packed) == (2, 4)
-    assert (out / "batch_00001.jsonl").read_bytes() == last
+    assert (out / "batch_0002.jsonl").read_bytes() == last
     assert len(read_jsonl(out / "packed_ids.jsonl")) == 6
 
 
@@ -194,7 +194,7 @@ def test_seed_command_line_and_folder_convention(tmp_path, fixture_copy):
     assert done.returncode == 0, done.stderr
     manifest = json.loads((tmp_path / "batch_files" / "vqav2_4k" / "manifest.json").read_text())
     assert manifest["schema_version"] == 1 and manifest["model"] == "gpt-4.1-nano-3"
-    assert [f["name"] for f in manifest["files"]] == ["vqav2_4k_00000.jsonl"] and manifest["files"][0]["lines"] == 12
+    assert [f["name"] for f in manifest["files"]] == ["vqav2_4k_0001.jsonl"] and manifest["files"][0]["lines"] == 12
     mapped = run("map", "--split", "vqav2_4k")
     assert mapped.returncode == 0, mapped.stderr
     assert "no result yet for 12 rollouts" in mapped.stdout

@@ -404,10 +404,11 @@ def test_stats_count_duplicates(servers: dict[str, str]) -> None:
     assert stats["requests"] == 4 and stats["by_status"] == {"200": 3, "401": 1}
     assert stats["completed"] == 3 and stats["duplicates"] == 1
     assert stats["completed_by_key"] == {request_key(first): 2, request_key(second): 1}
+    assert sum(stats["requests_by_image_parts"].values()) == 3  # the 401 was refused before its body was read
     reset_stats(base)
     assert get_stats(base, with_keys=False) == {"requests": 0, "by_status": {}, "completed": 0, "duplicates": 0,
                                                 "faults": {}, "malformed": 0, "tokens_billed": 0,
-                                                "most_attempts": 0}
+                                                "most_attempts": 0, "requests_by_image_parts": {}}
 
 
 def test_openai_sdk_client(servers: dict[str, str]) -> None:

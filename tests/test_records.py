@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonlines
 import pytest
 
-from rollkit import records
+from rollkit import jsonlist, records
 from rollkit.jsonl_log import ErrorLog, LogLockedError, ResultLog, error_log_for
 from rollkit.records import (
     InputError,
@@ -46,7 +46,7 @@ def questions(n: int, start: int = 0) -> list[dict]:
 
 def test_entry_id_known_values_never_change():
     # md5 of {"images":["images/cats.jpg"],"question":"How many cats are on the sofa?"}
-    assert records.ENTRY_ID_VERSION == 1
+    assert records.ENTRY_ID_VERSION == 2  # 2 changed only records with neither images nor image
     assert entry_id(CATS) == "17de450c92f4e7de8c844709cc02d5d4"
     assert entry_id(SEED_004) == "5f21d7a73662eeed216366e946fe8387"
 
@@ -117,7 +117,7 @@ def test_json_list_input_streams_in_small_chunks(tmp_path, monkeypatch, chunk, e
     path = tmp_path / "q.json"
     text = json.dumps(rows, ensure_ascii=ensure_ascii, indent=rng.choice([None, 1]))
     path.write_text(text, encoding="utf-8")
-    monkeypatch.setattr(records, "_LIST_CHUNK_CHARS", chunk)
+    monkeypatch.setattr(jsonlist, "CHUNK_CHARS", chunk)
     items = list(iter_inputs(path))
     assert [i.record for i in items] == rows
     assert items[2].in_list and items[2].line == 3 and items[2].where == f"{path} item 3"

@@ -6,6 +6,7 @@ function plus one line in ``_DATASET_MODES``. Conventions that hold for every mo
 - ``check_answer`` returns 0 or 1; with several modes the result is the best of them.
 - A ground truth may be a list of acceptable answers: a match with any one counts.
 - An empty (or whitespace-only) prediction or ground truth never counts as correct: 0.
+- The same string as a ground truth (after stripping) is correct in every mode, as in the seed.
 - Predictions that are not text (None, dicts, bools) score 0; ints and floats are read as their
   decimal text, so ``2`` and ``"2"`` are the same answer.
 - ``parse_answer`` returns None when nothing parses; no response text makes it raise.

@@ -1,6 +1,9 @@
 """Answer formats: ``parse_answer`` reads the answer out of a response under a named format.
 
 Each format is a function ``fn(text) -> str | None`` registered by name with ``register_format``.
+The seed's ``prompt_format_version`` names are accepted too (``SEED_ALIASES``): its English and
+Chinese prompts (``en``, ``zh``, ``en_v2``, ``zh_v2``) all asked for the answer in
+``<correct_answer>`` (boxed from v2 on), and the ``_r1`` ones put a ``<think>`` block first.
 """
 
 from __future__ import annotations
@@ -19,8 +22,15 @@ def register_format(name: str) -> Callable[[Callable[[str], str | None]], Callab
     return add
 
 
+# seed prompt_format_version -> the format it means (raven_v1, raven_v2, dvqa_v1_int_only are
+# formats under their own names)
+SEED_ALIASES = {"en": "correct_answer", "zh": "correct_answer", "en_v2": "correct_answer",
+                "zh_v2": "correct_answer", "en_r1": "after_think", "zh_r1": "after_think"}
+
+
 def parse_answer(response: str, answer_format: str) -> str | None:
     """The answer in ``response`` under ``answer_format`` (see ``answer_formats()``), or None."""
+    answer_format = SEED_ALIASES.get(answer_format, answer_format)
     if answer_format not in _FORMATS:
         raise ValueError(f"unknown answer format {answer_format!r}; known: {sorted(_FORMATS)}")
     if not isinstance(response, str):
@@ -30,7 +40,8 @@ def parse_answer(response: str, answer_format: str) -> str | None:
 
 
 def answer_formats() -> list[str]:
-    return sorted(_FORMATS)
+    """Every format name, the seed's prompt_format_version aliases included."""
+    return sorted({*_FORMATS, *SEED_ALIASES})
 
 
 @register_format("boxed")
@@ -82,6 +93,16 @@ def correct_answer(text: str) -> str | None:
     if inside is None or "\\boxed" not in inside:
         return inside
     return last_boxed(inside)  # None for a broken box: its raw text is not an answer either
+
+
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+
+
+@register_format("after_think")
+def after_think(text: str) -> str | None:
+    """``correct_answer`` read after the reasoning model's ``<think>`` block (seed ``en_r1``/``zh_r1``),
+    so an answer tried out while thinking is not taken for the final one."""
+    return correct_answer(_THINK.sub("", text))
 
 
 @register_format("dvqa_v1_int_only")

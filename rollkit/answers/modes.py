@@ -77,6 +77,8 @@ def _check_sync(answer_pred: object, answer_gt: object, names: Iterable[str]) ->
     if not pred:
         return 0
     gts = _ground_truths(answer_gt)
+    if pred in gts:  # the seed's shortcut: the same string is right in every mode
+        return 1
     return int(any(_MODES[name](pred, gt) for name in names for gt in gts))
 
 

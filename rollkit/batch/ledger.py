@@ -10,7 +10,7 @@ Events, in the order a file goes through them:
     submit         an attempt: which lines (its submission file, sha256, lines, tokens), which endpoint
     upload_intent  written *before* files.create; `uploaded` after, with the file id
     create_intent  written *before* batches.create; `created` after, with the batch id,
-                   or `refused` (token_limit_exceeded or another refusal) with the reason
+                   or `refused` (token_limit_exceeded, input_file_not_found, ...) with the reason
     status         each change of the batch's status or request counts seen by a poll
     cancel         a stalled batch is being cancelled (written before the call)
     downloaded     output and error files saved under results/, with counts by outcome
@@ -128,6 +128,8 @@ def _created(state: FileState, a: Attempt, e: dict) -> None:
 
 def _refused(state: FileState, a: Attempt, e: dict) -> None:
     a.create_pending, a.refused, a.status = False, e["reason"], "refused"
+    if e["reason"] == "input_file_not_found":  # that upload cannot be used again
+        state.uploads.pop((a.endpoint, a.sha256), None)
 
 
 def _status(state: FileState, a: Attempt, e: dict) -> None:

@@ -44,6 +44,30 @@ TARGETS = {
     # gpt-4.1, gpt-4o and o-series models, and leaves room for several files per deployment under
     # the default 200M. The seed's files used the legacy "/chat/completions" line url.
     "azure": Target("/chat/completions", FileLimits(100_000, MAX_FILE_BYTES, 50_000_000)),
+    # `vllm run-batch` runs a whole file on the GPUs it was given: no service caps, so the
+    # OpenAI file shape is kept (files stay easy to move and to resubmit). It accepts only
+    # "/v1/chat/completions" for chat (create_request_task in vllm/entrypoints/openai/run_batch.py).
+    "vllm": Target("/v1/chat/completions", FileLimits(50_000, MAX_FILE_BYTES, None)),
 }
+
+
+def line_route(target: str, model: str) -> tuple[str, str]:
+    """The `url` and `body.model` of every batch line, as the target accepts them: Azure takes
+    its legacy "/chat/completions" and the deployment name as `model`; OpenAI and vLLM take
+    "/v1/chat/completions" and the model's name (for vLLM, the served model name)."""
+    return TARGETS[target].url, model
+
+
+def target_from_flags(target: str | None, *, azure_endpoint: str | None = None, base_url: str | None = None,
+                      port: int | None = None) -> str:
+    """--target when given; else the kind the endpoint flags name (--port: a local vLLM server,
+    --base-url: OpenAI, --azure-endpoint: Azure); else azure, as the seed."""
+    if target:
+        return target
+    if port is not None:
+        return "vllm"
+    if base_url:
+        return "openai"
+    return "azure"
 
 CHAT_URLS = {"/chat/completions", "/v1/chat/completions"}

@@ -1,15 +1,21 @@
-"""`map`: join batch results back onto the rollouts by `custom_id` (= rollout id).
+"""`map`: join batch results back onto the rollouts by `custom_id`: the rollout's `rollout_id`, else
+the seed's `unique_id` (its merge step made that the custom_id), else the id `pack` derived.
 
-Every rollout is written, with every field it had, plus:
+Every rollout is written, with every field it had (rollout.py's Monte-Carlo `first_incorrect_step`,
+an int, stays as it is), plus:
 
-    rollout_id              kept, or derived as `pack` derived it
-    verification_status     ok | no_conclusion | refused | failed | pending
-    verification_response   the judge's text (null without a reply)
-    conclusion              true / false; null when the judge did not follow the format
-    first_incorrect_step    {"section", "index", "step"} from the per-step verdicts, or null
-    verification_model      the model that answered, as the service reported it
-    verification_error      why there is no verdict (refusal reason, failure, "no result yet")
-    mc_first_incorrect_step rollout.py's Monte-Carlo `first_incorrect_step`, kept under this name
+    rollout_id                 kept, or the custom_id it was joined by
+    verification_status        ok | no_conclusion | refused | failed | pending
+    verification_response      the judge's text (null without a reply)
+    conclusion                 true / false; null when the judge did not follow the format
+    judge_first_incorrect_step {"section", "index", "step"} from the per-step verdicts, or null
+    verification_model         the model that answered, as the service reported it
+    verification_error         why there is no verdict (refusal reason, failure, "no result yet")
+    verification_prompt        {"name", "sha256"} of the judge's template, when --results names a
+                               batch folder (or its results/) whose manifest.json says it
+
+Outputs of schema 1 (the judge's dict in `first_incorrect_step`, the Monte-Carlo int moved to
+`mc_first_incorrect_step`) are read too: mapping one again gives the schema-2 shape.
 
 `pending` rollouts (no result yet, or only retryable errors) are written and counted, never
 dropped, so one more `map` after the processor finishes fills them in.
@@ -17,6 +23,7 @@ dropped, so one more `map` after the processor finishes fills them in.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -27,6 +34,7 @@ from pathlib import Path
 from rollkit.jsonl_log import dump_line
 from rollkit.steps import parse_solution
 
+from .limits import MANIFEST_NAME, RESULTS_DIR
 from .requests import rollout_items
 from .results import LineResult, ResultIndex
 from .verdicts import parse_verdict
@@ -55,13 +63,19 @@ class MapReport:
         return text
 
 
-def _keep_mc_step(record: dict) -> dict:
-    """rollout.py writes the Monte-Carlo `first_incorrect_step` (an int); the judge's takes the name
-    here, so the Monte-Carlo one is kept as `mc_first_incorrect_step` rather than lost."""
-    value = record.get("first_incorrect_step")
-    if "first_incorrect_step" in record and not isinstance(value, dict) and "mc_first_incorrect_step" not in record:
-        return {**record, "mc_first_incorrect_step": value}
-    return record
+def from_schema_1(record: dict) -> dict:
+    """A map output of schema 1 in the schema-2 shape: the Monte-Carlo step back in
+    `first_incorrect_step`, the judge's dict in `judge_first_incorrect_step`."""
+    judged = record.get("first_incorrect_step")
+    if not isinstance(judged, dict) and "mc_first_incorrect_step" not in record:
+        return record
+    out = {k: v for k, v in record.items() if k not in ("first_incorrect_step", "mc_first_incorrect_step")}
+    if "mc_first_incorrect_step" in record:
+        out["first_incorrect_step"] = record["mc_first_incorrect_step"]
+    elif not isinstance(judged, dict):
+        out["first_incorrect_step"] = judged
+    out.setdefault("judge_first_incorrect_step", judged if isinstance(judged, dict) else None)
+    return out
 
 
 def _perception_count(record: dict) -> int | None:
@@ -73,10 +87,10 @@ def verification_fields(record: dict, result: LineResult | None, default_model: 
     if result is None or result.status == "retry":
         reason = "no result yet" if result is None else f"no result yet (last try: {result.reason})"
         return {"verification_status": "pending", "verification_response": None, "conclusion": None,
-                "first_incorrect_step": None, "verification_model": None, "verification_error": reason}
+                "judge_first_incorrect_step": None, "verification_model": None, "verification_error": reason}
     if result.status != "ok":
         return {"verification_status": result.status, "verification_response": None, "conclusion": None,
-                "first_incorrect_step": None, "verification_model": result.model or default_model,
+                "judge_first_incorrect_step": None, "verification_model": result.model or default_model,
                 "verification_error": result.reason}
     verdict = parse_verdict(result.text, _perception_count(record))
     status = "ok" if verdict.conclusion is not None else "no_conclusion"
@@ -86,14 +100,32 @@ def verification_fields(record: dict, result: LineResult | None, default_model: 
         if result.finish_reason == "length":
             error += " (cut off at max_completion_tokens)"
     return {"verification_status": status, "verification_response": result.text,
-            "conclusion": verdict.conclusion, "first_incorrect_step": verdict.first_incorrect_step,
+            "conclusion": verdict.conclusion, "judge_first_incorrect_step": verdict.first_incorrect_step,
             "verification_model": result.model or default_model, "verification_error": error}
+
+
+def judge_prompt(results: Sequence[str | Path]) -> dict | None:
+    """The template the results answered, from the manifest of the batch folder they are in; None
+    when no manifest says it, or the folders were packed with different templates."""
+    found = set()
+    for given in map(Path, results):
+        folder = given.parent if given.name == RESULTS_DIR else given
+        manifest = folder / MANIFEST_NAME
+        if manifest.is_file():
+            packed = json.loads(manifest.read_text(encoding="utf-8"))
+            found.add((packed.get("prompt"), packed.get("prompt_sha256")))
+    if len(found) != 1:
+        return None
+    name, sha256 = found.pop()
+    return {"name": name, "sha256": sha256}
 
 
 def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], output: Path,
                 default_model: str | None = None) -> MapReport:
     """Write every rollout with its verdict to `output` (replaced atomically at the end)."""
     index = ResultIndex(results)
+    prompt = judge_prompt(results)
+    prompt_field = {} if prompt is None else {"verification_prompt": prompt}
     report = MapReport()
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -104,10 +136,12 @@ def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], o
                 log.warning("%s", item.error)
                 continue
             fields = verification_fields(item.record, index.get(custom_id), default_model)
+            if fields["verification_status"] != "pending":
+                fields.update(prompt_field)
             report.counts[fields["verification_status"]] += 1
             if fields["verification_status"] == "pending" and len(report.pending_ids) < MAX_LISTED_PENDING:
                 report.pending_ids.append(custom_id)
-            out.write(dump_line({**_keep_mc_step(item.record), "rollout_id": custom_id, **fields}))
+            out.write(dump_line({**from_schema_1(item.record), "rollout_id": custom_id, **fields}))
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, output)

@@ -6,7 +6,8 @@ completion allowance). Each request is counted exactly, so a file is filled to i
 to an average-based guess.
 
 Output folder:
-    <prefix>_00000.jsonl ...   the input files (standard batch format, also fine for `vllm run-batch`)
+    <prefix>_0001.jsonl ...    the input files, numbered from 1 as the seed's were (standard batch
+                               format, also fine for `vllm run-batch`)
     manifest.json              files, lines, bytes, estimated tokens, sha256 (schema_version)
     packed_ids.jsonl           every packed custom_id with its file and tokens: the incremental skip
     pack.errors.jsonl          rollouts that could not become a request, with the reason
@@ -29,7 +30,6 @@ from pathlib import Path
 
 from rollkit.images import ImageError
 from rollkit.jsonl_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
-from rollkit.prompts import load_template
 
 from .limits import (
     MANIFEST_NAME,
@@ -38,8 +38,9 @@ from .limits import (
     PACKED_IDS_NAME,
     TARGETS,
     FileLimits,
+    line_route,
 )
-from .requests import PROMPT_NAME, RequestError, RequestOptions, build_request, request_tokens, rollout_items
+from .requests import JudgePrompt, RequestError, RequestOptions, build_request, request_tokens, rollout_items
 from .results import ok_ids
 
 log = logging.getLogger("rollkit")
@@ -59,6 +60,8 @@ class PackSettings:
     max_completion_tokens: int = 8192
     max_image_side: int | None = None
     verified: Sequence[str | Path] = ()  # result files/folders: ids with a good result are left out
+    image_root: str | Path | None = None  # --image-root: where relative image paths start
+    prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)  # --prompt-file
 
 
 @dataclass
@@ -93,10 +96,10 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def _settings_of(settings: PackSettings) -> dict:
-    url = TARGETS[settings.target].url
+    url, model = line_route(settings.target, settings.model)
     limits = settings.limits
-    return {"target": settings.target, "model": settings.model, "url": url, "prompt": PROMPT_NAME,
-            "prompt_sha256": hashlib.sha256(load_template(PROMPT_NAME).encode()).hexdigest(),
+    return {"target": settings.target, "model": model, "url": url, "prompt": settings.prompt.name,
+            "prompt_sha256": settings.prompt.sha256,
             "max_completion_tokens": settings.max_completion_tokens, "max_image_side": settings.max_image_side,
             "limits": {"max_lines": limits.max_lines, "max_bytes": limits.max_bytes,
                        "max_tokens_per_file": limits.max_tokens}}
@@ -150,8 +153,9 @@ class Packer:
 
     def __init__(self, settings: PackSettings):
         self.s = settings
-        self.options = RequestOptions(settings.model, TARGETS[settings.target].url,
-                                      settings.max_completion_tokens, settings.max_image_side)
+        url, model = line_route(settings.target, settings.model)
+        self.options = RequestOptions(model, url, settings.max_completion_tokens, settings.max_image_side,
+                                      settings.prompt)
         self.report = PackReport()
         self.writer: _FileWriter | None = None
         self.current: set[str] = set()  # ids in the open file; earlier files are in packed_ids
@@ -168,7 +172,7 @@ class Packer:
             self.packed = packed
             self._drop_unlisted()
             try:
-                for item, custom_id in rollout_items(paths):
+                for item, custom_id in rollout_items(paths, self.s.image_root):
                     self._one(item, custom_id, verified, errors)
                 self._close_file()
             finally:
@@ -214,7 +218,8 @@ class Packer:
             self.report.errors += 1
             log.warning("%s: %s", item.where, exc)
             errors.add(entry_id=custom_id, source=item.source, line=item.line, stage="pack",
-                       reason="bad_rollout", message=str(exc))
+                       reason="bad_image" if isinstance(exc, ImageError) else "bad_rollout",
+                       message=f"{item.where}: {exc}")
             return
         line, tokens, limits = dump_line(request), request_tokens(request), self.s.limits
         if len(line) > limits.max_bytes or (limits.max_tokens is not None and tokens > limits.max_tokens):
@@ -236,7 +241,9 @@ class Packer:
         self.report.requests += 1
 
     def _next_path(self) -> Path:
-        return self.s.out_dir / f"{self.s.prefix}_{len(self.manifest['files']):05d}.jsonl"
+        # a file's number is its place in the manifest, from 1: the seed's `batch_0003` is batch 3,
+        # which is what --start-index/--end-index count (folders packed before named theirs from 0)
+        return self.s.out_dir / f"{self.s.prefix}_{len(self.manifest['files']) + 1:04d}.jsonl"
 
     def _close_file(self) -> None:
         writer, self.writer = self.writer, None

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from rollkit.endpoints import EndpointConfigError
 from rollkit.jsonl_log import LogLockedError
+from rollkit.records import one_based_range
 
 from .ledger import TERMINAL, Attempt, FileLedger, FileState, read_state
 from .limits import LEDGER_DIR, RESULTS_DIR
@@ -45,7 +46,7 @@ class ProcessorSettings:
     check_interval: float = 5.0  # minutes
     stale_after: float = 360.0  # minutes without progress before a batch is cancelled and resubmitted
     max_attempts: int = 5  # tries per file that ran (quota refusals do not count)
-    start: int | None = None
+    start: int | None = None  # the seed's batch numbers: from 1, both ends included
     end: int | None = None
     progress: bool = True
 
@@ -69,6 +70,14 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
+def batch_range(manifest: dict, start: int | None, end: int | None, batch_dir: Path) -> slice:
+    """The manifest's files of batch numbers `start..end` (from 1, both included); EmptyInput, naming
+    the first and last file, when the range selects none."""
+    files = manifest["files"]
+    what = f"{batch_dir}: no batch file" if not files else f"{batch_dir} ({files[0]['name']} ... {files[-1]['name']})"
+    return one_based_range(start, end, len(files), what, ("--start-index", "--end-index"))
+
+
 class Processor:
     def __init__(self, settings: ProcessorSettings, slots: list[Slot]):
         self.s = settings
@@ -87,7 +96,7 @@ class Processor:
         if self.manifest is None:
             raise FileNotFoundError(f"{self.s.batch_dir}: no manifest.json; run `merge_and_map_batch.py pack` first")
         _raise_fd_limit()
-        for entry in self.manifest["files"][self.s.start:self.s.end]:
+        for entry in self.manifest["files"][batch_range(self.manifest, self.s.start, self.s.end, self.s.batch_dir)]:
             name = entry["name"]
             if name in self.entries:
                 continue
@@ -198,14 +207,27 @@ class Processor:
             log.info("%s refused %s (enqueued-token quota); it rests %.0f s", slot.name, ledger.name, rest)
             return
         except CallRefused as exc:
-            ledger.record("refused", attempt=a.id, reason=exc.code or "refused", message=str(exc))
+            # 404: the uploaded file is gone (expired, deleted): the next attempt uploads it again
+            reason = "input_file_not_found" if exc.status == 404 else exc.code or "refused"
+            ledger.record("refused", attempt=a.id, reason=reason, message=str(exc))
             log.warning("%s", exc)
             return
         slot.accepted()
         ledger.record("created", attempt=a.id, batch_id=batch.id, status=batch.status)
 
     def poll(self, ledger: FileLedger, a: Attempt, slot: Slot) -> None:
-        if self.record_status(ledger, a, slot.service.retrieve(a.batch_id)):
+        try:
+            batch = slot.service.retrieve(a.batch_id)
+        except CallRefused as exc:
+            if exc.status != 404:
+                raise
+            # the service no longer knows it (deleted, or another account): asking again at every
+            # check would never end, so the attempt ends here and its lines go again
+            log.error("%s: %s; its lines without a result are submitted again", ledger.name, exc)
+            ledger.record("status", attempt=a.id, status="failed", completed=a.completed, failed=a.failed, total=0,
+                          output_file_id=None, error_file_id=None, errors=["batch_not_found"])
+            return
+        if self.record_status(ledger, a, batch):
             return
         stalled = time.time() - a.changed_at > self.s.stale_after * 60
         if stalled and a.status != "cancelling" and a.cancel_reason is None:
@@ -232,7 +254,12 @@ class Processor:
         paths[0].parent.mkdir(parents=True, exist_ok=True)
         for file_id, dest in ((a.output_file_id, paths[0]), (a.error_file_id, paths[1])):
             if file_id and not dest.exists():
-                slot.service.download(file_id, dest)
+                try:
+                    slot.service.download(file_id, dest)
+                except CallRefused as exc:
+                    if exc.status != 404:
+                        raise
+                    log.error("%s: %s; lines it held are submitted again", ledger.name, exc)
         counts = Counter(r.status for r in iter_results(_existing(paths)))
         quota = a.status == "failed" and QUOTA_CODE in a.errors
         if quota:
@@ -287,6 +314,31 @@ class Processor:
         self.finished[ledger.name] = event
         ledger.close()
         del self.active[ledger.name]
+
+    # -- cancelling -------------------------------------------------------------------------------
+
+    def cancel_open(self) -> list[str]:
+        """Cancel every batch of the range the ledgers hold open; each cancel is recorded first.
+        Returns the batch ids cancelled. A later run resubmits their lines without a result."""
+        self.load()
+        cancelled = []
+        try:
+            for name, ledger in self.active.items():
+                a = ledger.state.current
+                if a is None or not a.live or a.batch_id is None or a.status in TERMINAL or a.status == "cancelling":
+                    continue
+                slot = self.scheduler.by_name.get(a.endpoint)
+                if slot is None:
+                    log.error("%s: batch %s runs on endpoint %r, which is not configured; not cancelled",
+                              name, a.batch_id, a.endpoint)
+                    continue
+                ledger.record("cancel", attempt=a.id, reason="asked")
+                self.record_status(ledger, a, slot.service.cancel(a.batch_id))
+                cancelled.append(a.batch_id)
+        finally:
+            for ledger in self.active.values():
+                ledger.close()
+        return cancelled
 
     # -- reports ----------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """One verification request per rollout, and the rollout ids that become `custom_id`s.
 
-A rollout written by rollout.py carries its `rollout_id`. Older rollouts (the seed's, the fixture's)
-have none, so one is derived the way rollout.py makes them: `f"{entry}:r{k}"`, where `entry` is the
+A rollout written by rollout.py carries its `rollout_id`. The seed's merge step gave each rollout a
+`unique_id`, which became its custom_id: it is used next. Other rollouts have neither, so one is
+derived the way rollout.py makes them: `f"{entry}:r{k}"`, where `entry` is the
 record's `entry_id` (or the id computed from its question and images) and `k` counts the rollouts of
 that entry in reading order. The same paths in the same order always give the same ids, which is
 what lets `map` join results made by `pack`.
@@ -9,15 +10,16 @@ what lets `map` join results made by `pack`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rollkit.images import image_size
 from rollkit.jsonl_log import DigestTable, id_digest
 from rollkit.messages import image_parts
-from rollkit.prompts import render
+from rollkit.prompts import fill, load_template, placeholders
 from rollkit.records import InputItem, iter_inputs, question_text
 from rollkit.stage import record_id
 from rollkit.tokens import completion_allowance, count_messages
@@ -33,24 +35,60 @@ class RequestError(ValueError):
     """A rollout that cannot become a request (no response, missing image, ...)."""
 
 
+class PromptFileError(ValueError):
+    """A --prompt-file that cannot be the judge's template: bad usage."""
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """The verification template: its name (the built-in's, or the --prompt-file's file name), text
+    and sha256, which the manifest and `map` record so every verdict says which prompt it answered."""
+
+    name: str
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def built_in(cls) -> JudgePrompt:
+        return cls(PROMPT_NAME, load_template(PROMPT_NAME))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> JudgePrompt:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptFileError(f"--prompt-file {path}: cannot read it ({exc})") from exc
+        found = placeholders(text)
+        if found != {"question", "solution"}:
+            raise PromptFileError(f"--prompt-file {path}: a verification template holds exactly {{{{question}}}} "
+                                  f"and {{{{solution}}}}; it has {sorted(found) or 'no placeholder'}")
+        return cls(Path(path).name, text)
+
+
 @dataclass(frozen=True)
 class RequestOptions:
     model: str  # the `model` of every body: the deployment name on Azure
     url: str
     max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS
     max_image_side: int | None = None
+    prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)
 
 
-def rollout_items(paths: str | Path | Sequence[str | Path]) -> Iterator[tuple[InputItem, str | None]]:
+def rollout_items(paths: str | Path | Sequence[str | Path],
+                  image_root: str | Path | None = None) -> Iterator[tuple[InputItem, str | None]]:
     """Every input item with its rollout id (None for unreadable items)."""
     seen = DigestTable(with_values=True)  # entry -> rollouts so far; digests, so memory stays small
-    for item in iter_inputs(paths):
+    for item in iter_inputs(paths, image_root=image_root):
         record = item.record
         if record is None:
             yield item, None
             continue
-        given = record.get("rollout_id")
-        if isinstance(given, str) and given:
+        given = next((v for v in (record.get("rollout_id"), record.get("unique_id")) if isinstance(v, str) and v),
+                     None)
+        if given is not None:
             yield item, given
             continue
         entry = record_id(record)
@@ -83,7 +121,8 @@ def solution_text(record: dict) -> str:
 
 def build_request(record: dict, source: str, custom_id: str, options: RequestOptions) -> dict:
     """The batch line: `custom_id` first (resume scans read it without parsing the line)."""
-    prompt = render(PROMPT_NAME, question=judge_question(record), solution=solution_text(record))
+    prompt = fill(options.prompt.text, options.prompt.name, question=judge_question(record),
+                  solution=solution_text(record))
     content = [{"type": "text", "text": prompt}, *image_parts(record, source, options.max_image_side)]
     body = {"model": options.model, "messages": [{"role": "user", "content": content}],
             "max_completion_tokens": options.max_completion_tokens}

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from rollkit.jsonl_log import DigestTable, id_digest
 
+from .limits import MANIFEST_NAME, PACK_ERRORS_NAME, PACKED_IDS_NAME, RESULTS_DIR
+
 log = logging.getLogger("rollkit")
 
 FINAL = ("ok", "refused", "failed")
@@ -99,13 +101,28 @@ def classify_line(obj: object) -> LineResult | None:
     return LineResult(custom_id, "retry", reason=str(code or error or "no response"))
 
 
+# pack's and the processor's own files: never results, so a folder's listing leaves them out
+BOOKKEEPING = (MANIFEST_NAME, PACKED_IDS_NAME, PACK_ERRORS_NAME)
+
+
+def _folder_results(folder: Path) -> list[Path]:
+    if (folder / MANIFEST_NAME).is_file():  # a batch folder: its results are in results/
+        folder = folder / RESULTS_DIR
+        if not folder.is_dir():
+            log.warning("%s: no results yet (run batch_processor.py on this folder first)", folder.parent)
+            return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".jsonl", ".json")
+                  and p.name not in BOOKKEEPING and not p.name.endswith(".config.json"))
+
+
 def result_files(paths: Sequence[str | Path]) -> list[Path]:
-    """Files named, and the *.jsonl/*.json files of folders named (sorted)."""
+    """Files named, and the *.jsonl/*.json files of folders named (sorted); a batch folder (one
+    with manifest.json) stands for its results/ folder."""
     files: list[Path] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".jsonl", ".json")))
+            files.extend(_folder_results(path))
         elif path.is_file():
             files.append(path)
         else:

@@ -11,26 +11,65 @@ structured error `code`, never by message text:
 - connection errors, timeouts, 429 and 5xx: the SDK retries reads a few times; uploads and creates
   are sent once (a retry after a lost response would make a second file or batch); the processor
   tries again at the next check (`TransientCallError`), asking the service first what got through.
+  The one exception: an upload or create that could not even connect never reached the service,
+  so it is tried again at once, with jittered backoff (tenacity), CONNECT_TRIES times.
+
+`--expires-after DAYS` sets `expires_after` on uploads and `output_expires_after` on batches, as
+`{"anchor": "created_at", "seconds": N}` on both services; the range differs (EXPIRY_RANGE_DAYS):
+OpenAI takes 1 hour to 30 days, Azure 14 to 30 days (and then allows 10,000 batch files, not 500).
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 from openai.types import Batch, FileObject
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from rollkit.client import FatalEndpointError
 from rollkit.endpoints import DEFAULT_AZURE_API_VERSION, Endpoint, EndpointConfigError
 from rollkit.secrets import redact
 
-from .limits import TARGETS
+from .limits import line_route
+
+log = logging.getLogger("rollkit")
 
 QUOTA_CODE = "token_limit_exceeded"
 REQUEST_TIMEOUT = 600.0  # uploads of 200 MB files take a while
 SDK_RETRIES = 3
 LIST_PAGE = 100
+CONNECT_TRIES = 8  # about a minute of backoff: long enough for a restarting proxy or a flapping link
+CONNECT_BACKOFF, CONNECT_MAX_WAIT = 0.5, 10.0  # first wait, longest wait (seconds)
+EXPIRY_RANGE_DAYS = {"openai": (1 / 24, 30.0), "azure": (14.0, 30.0)}
+DAY_SECONDS = 86_400
+
+
+def expiry_problem(kind: str, days: float) -> str | None:
+    """Why `--expires-after DAYS` is out of the service's range, or None."""
+    low, high = EXPIRY_RANGE_DAYS.get(kind, EXPIRY_RANGE_DAYS["openai"])
+    if low <= days <= high:
+        return None
+    return f"--expires-after {days:g}: {kind} keeps batch files {low * 24:g} hours to {high:g} days" if low < 1 \
+        else f"--expires-after {days:g}: {kind} keeps batch files {low:g} to {high:g} days"
+
+
+def _connect_errors() -> tuple[type[BaseException], ...]:
+    # ConnectError of the HTTP library the SDK is built on (httpx, or a renamed build of it)
+    package = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
+    return tuple({httpx.ConnectError, getattr(package, "ConnectError", httpx.ConnectError)})
+
+
+_CONNECT_ERRORS = _connect_errors()
+
+
+def _never_connected(exc: BaseException) -> bool:
+    # the request never left this machine, so sending it again cannot make a second file or batch
+    return isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, _CONNECT_ERRORS)
 
 
 class TransientCallError(Exception):
@@ -38,9 +77,10 @@ class TransientCallError(Exception):
 
 
 class CallRefused(Exception):
-    def __init__(self, code: str | None, message: str):
+    def __init__(self, code: str | None, message: str, status: int | None = None):
         super().__init__(message)
         self.code = code
+        self.status = status
 
 
 class QuotaRefused(CallRefused):
@@ -58,18 +98,21 @@ def _error_code(exc: openai.APIStatusError) -> str | None:
 class BatchService:
     """The calls the processor makes, for one endpoint. Keys stay inside the SDK client."""
 
-    def __init__(self, endpoint: Endpoint, default_model: str | None = None):
+    def __init__(self, endpoint: Endpoint, default_model: str | None = None, expires_after_days: float | None = None):
         self.endpoint = endpoint
+        self.expiry = None if expires_after_days is None else \
+            {"anchor": "created_at", "seconds": round(expires_after_days * DAY_SECONDS)}
+        self.files_listed = self.batches_listed = True  # False once the service refused to list them
         if endpoint.kind == "azure":
             self.client: openai.OpenAI = openai.AzureOpenAI(
                 azure_endpoint=endpoint.base_url, api_key=endpoint.api_key or "",
                 api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
                 max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
-            self.url, self.model = TARGETS["azure"].url, endpoint.deployment or default_model
+            self.url, self.model = line_route("azure", endpoint.deployment or default_model or "")
         elif endpoint.kind == "openai":
             self.client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "EMPTY",
                                         max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
-            self.url, self.model = TARGETS["openai"].url, endpoint.model or default_model
+            self.url, self.model = line_route("openai", endpoint.model or default_model or "")
         else:
             raise EndpointConfigError(
                 f"endpoint {endpoint.name}: {endpoint.kind} servers have no Batch API; run the packed files "
@@ -99,29 +142,59 @@ class BatchService:
             code = _error_code(exc)
             kind = QuotaRefused if code == QUOTA_CODE else CallRefused
             raise kind(code, f"{self.name}: {what}: HTTP {exc.status_code} {code or ''}: "
-                             f"{redact(exc.message)[:300]}") from None
+                             f"{redact(exc.message)[:300]}", exc.status_code) from None
+
+    def _send_once(self, what: str, fn, **kwargs):
+        """A call that creates something: sent again only when it never connected."""
+        retrying = Retrying(retry=retry_if_exception(_never_connected), stop=stop_after_attempt(CONNECT_TRIES),
+                            wait=wait_exponential_jitter(multiplier=CONNECT_BACKOFF, max=CONNECT_MAX_WAIT,
+                                                         jitter=CONNECT_BACKOFF), reraise=True,
+                            before_sleep=lambda state: log.warning("%s: %s could not connect; trying again",
+                                                                   self.name, what))
+        return self._call(what, lambda: retrying(fn, **kwargs))
 
     def upload(self, path: Path, filename: str) -> FileObject:
-        with open(path, "rb") as handle:
-            return self._call("upload", self.once.files.create, file=(filename, handle), purpose="batch")
+        extra = {} if self.expiry is None else {"expires_after": self.expiry}
+
+        def send() -> FileObject:  # the file is opened afresh for every try
+            with open(path, "rb") as handle:
+                return self.once.files.create(file=(filename, handle), purpose="batch", **extra)
+        return self._send_once("upload", send)
 
     def find_upload(self, filename: str, size: int) -> FileObject | None:
-        """A batch-purpose file with this name and size, if an earlier upload got through."""
-        page = self._call("list files", self.client.files.list, purpose="batch")
-        for item in self._all_pages(page, "list files"):
-            if item.filename == filename and item.bytes == size:
-                return item
-        return None
+        """A batch-purpose file with this name and size, if an earlier upload got through. A service
+        without files.list (it refuses the call) is warned about once; the file is uploaded again
+        (a second copy of a file costs nothing; the batches made from it are what is paid)."""
+        if not self.files_listed:
+            return None
+        try:
+            page = self._call("list files", self.client.files.list, purpose="batch")
+            items = list(self._all_pages(page, "list files"))
+        except CallRefused as exc:
+            self.files_listed = False
+            log.warning("%s does not list files (%s); an upload cut off by a crash is sent again", self.name, exc)
+            return None
+        return next((item for item in items if item.filename == filename and item.bytes == size), None)
 
     def create(self, input_file_id: str, attempt_id: str) -> Batch:
         # metadata names the attempt, so a restart can tell our batch apart on batches.list
-        return self._call("create batch", self.once.batches.create, input_file_id=input_file_id,
-                          endpoint=self.url, completion_window="24h",  # type: ignore[arg-type]
-                          metadata={"rollkit_attempt": attempt_id})
+        extra = {} if self.expiry is None else {"output_expires_after": self.expiry}
+        return self._send_once("create batch", self.once.batches.create, input_file_id=input_file_id,
+                               endpoint=self.url, completion_window="24h",
+                               metadata={"rollkit_attempt": attempt_id}, **extra)
 
     def find_batch(self, input_file_id: str, attempt_id: str, known: set[str]) -> Batch | None:
-        """A batch made from this input file for this attempt, not yet in the ledger."""
-        page = self._call("list batches", self.client.batches.list, limit=LIST_PAGE)
+        """A batch made from this input file for this attempt, not yet in the ledger. A service that
+        refuses batches.list is warned about once; the batch is then created again (which may run a
+        batch cut off by a crash twice, rather than leave its file stuck)."""
+        if not self.batches_listed:
+            return None
+        try:
+            page = self._call("list batches", self.client.batches.list, limit=LIST_PAGE)
+        except CallRefused as exc:
+            self.batches_listed = False
+            log.warning("%s does not list batches (%s); a create cut off by a crash is sent again", self.name, exc)
+            return None
         for batch in self._all_pages(page, "list batches"):
             tagged = (batch.metadata or {}).get("rollkit_attempt")
             if batch.input_file_id == input_file_id and batch.id not in known and tagged in (None, attempt_id):

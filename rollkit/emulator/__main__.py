@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: the batch fails in validation)")
     batch.add_argument("--batch-max-lines", type=int, default=0,
                        help="lines per input file, 0 = the service's (50,000 OpenAI, 100,000 Azure)")
+    batch.add_argument("--batch-no-files-list", action="store_true",
+                       help="GET /files answers 404, as on servers without files.list")
+    batch.add_argument("--batch-no-batches-list", action="store_true", help="GET /batches answers 404")
     batch.add_argument("--batch-max-bytes", type=int, default=200 * 1024 * 1024, help="bytes per upload (default: 200 MiB)")
     for name, help_text in (
         ("fail", "a batch fails part way"), ("expire", "a batch expires part way, with partial output"),
@@ -131,7 +134,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         time_scale=args.batch_time_scale, enqueued_tokens=args.batch_enqueued_tokens, fail_fast=args.batch_fail_fast,
         max_lines=args.batch_max_lines, max_bytes=args.batch_max_bytes, fault_fail=args.batch_fault_fail,
         fault_expire=args.batch_fault_expire, fault_stall=args.batch_fault_stall,
-        fault_line_500=args.batch_fault_line_500, fault_content_filter=args.batch_fault_content_filter)
+        fault_line_500=args.batch_fault_line_500, fault_content_filter=args.batch_fault_content_filter,
+        files_list=not args.batch_no_files_list, batches_list=not args.batch_no_batches_list)
     return EmulatorConfig(
         host=args.host, port=args.port, seed=args.seed, rpm=args.rpm, tpm=args.tpm,
         window_seconds=args.window_seconds, burst_seconds=args.burst_seconds,

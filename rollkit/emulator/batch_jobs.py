@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rollkit.emulator.policy import seed_from
-from rollkit.emulator.stats import request_key
+from rollkit.emulator.stats import image_part_count, request_key
 from rollkit.emulator.tokens import count_prompt_tokens
 
 if TYPE_CHECKING:
@@ -229,6 +229,7 @@ def _line_out(job: Job, custom_id: str, response: dict | None, error: dict | Non
 def _answer(job: Job, store: BatchStore, line: dict) -> None:
     s, body, custom_id = store.settings, line["body"], line["custom_id"]
     key = request_key(body)
+    store.stats.lines_by_image_parts[str(image_part_count(body))] += 1
     attempt = store.stats.attempts[custom_id]
     store.stats.attempts[custom_id] += 1
     seed = store.emulator.config.seed

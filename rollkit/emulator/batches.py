@@ -10,6 +10,10 @@ Routes, with the same handlers for each shape:
 Validation as the services do it (a batch fails in `validating` with `errors.data[].code`):
 `empty_file`, `invalid_json_line`, `duplicate_custom_id`, `url_mismatch`, `model_mismatch`,
 `invalid_request`, `too_many_tasks`. Uploads over `--batch-max-bytes` are refused (400).
+`expires_after` (uploads) and `output_expires_after` (batches) must be `{"anchor": "created_at",
+"seconds": N}` within the service's range (OpenAI 1 hour to 30 days, Azure 14 to 30 days); files
+then carry `expires_at`. `--batch-no-files-list` and `--batch-no-batches-list` answer GET /files and
+GET /batches with 404, as servers without them.
 
 Enqueued-token quota (`--batch-enqueued-tokens`): the prompt tokens of every batch between
 validation and its final status count against its model (OpenAI) or deployment (Azure). A batch
@@ -18,7 +22,7 @@ routes refuse the create at once with a 400 carrying that code, as Azure's fail-
 
 Stats (under `batch` in GET /_emulator/stats, once a file exists): uploads and creations per content sha256, refused
 creates, answers per custom_id (a line paid twice shows up in `answered_twice`), faults, final
-statuses.
+statuses, lines run by their number of image parts.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from aiohttp import web
 
 from rollkit.emulator import batch_jobs
 from rollkit.emulator.batch_jobs import DAY_S, SERVICE_MAX_LINES, Job, LineProblem
-from rollkit.emulator.files import FileStore, page
+from rollkit.emulator.files import FileStore, expiry_problem, page
 from rollkit.emulator.shapes import error_response, json_response
 
 if TYPE_CHECKING:
@@ -56,6 +60,7 @@ class BatchStats:
         self.attempts: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.final_status: Counter[str] = Counter()
+        self.lines_by_image_parts: Counter[str] = Counter()  # batch lines run, by image_url parts
         self.files.reset()
 
     def as_json(self) -> dict[str, Any]:
@@ -66,7 +71,8 @@ class BatchStats:
                 "batches_created": sum(self.created_by_sha256.values()), "refused_creates": self.refused_creates,
                 "lines_answered": sum(self.answers_by_custom_id.values()),
                 "answered_twice": sorted(k for k, n in self.answers_by_custom_id.items() if n > 1),
-                "faults": dict(self.faults), "final_status": dict(self.final_status)}
+                "faults": dict(self.faults), "final_status": dict(self.final_status),
+                "lines_by_image_parts": dict(self.lines_by_image_parts)}
 
 
 class BatchStore:
@@ -113,11 +119,12 @@ class BatchStore:
         def dump(lines: list[dict]) -> bytes:
             return b"".join((json_line(line) + "\n").encode() for line in lines)
 
+        expiry = job.data.get("output_expires_after")
         if job.outputs or job.azure:
-            stored = self.files.add(dump(job.outputs), f"{job.id}_output.jsonl", "batch_output")
+            stored = self.files.add(dump(job.outputs), f"{job.id}_output.jsonl", "batch_output", expiry)
             job.data["output_file_id"] = stored.id
         if job.errors or job.azure:  # Azure points even a clean batch at an empty error file
-            stored = self.files.add(dump(job.errors), f"{job.id}_error.jsonl", "batch_output")
+            stored = self.files.add(dump(job.errors), f"{job.id}_error.jsonl", "batch_output", expiry)
             job.data["error_file_id"] = stored.id
         job.count()
 
@@ -166,6 +173,9 @@ class BatchStore:
         if endpoint not in CHAT_ENDPOINTS or (not azure and endpoint != "/v1/chat/completions"):
             return error_response(400, f"The emulator runs chat completions batches only, not {endpoint!r}.",
                                   "invalid_request_error", "endpoint")
+        problem = expiry_problem(params.get("output_expires_after"), azure, "output_expires_after")
+        if problem is not None:
+            return problem
         stored = self.files.files.get(params.get("input_file_id") or "")
         if stored is None:
             return error_response(404, f"No such File object: {params.get('input_file_id')}",
@@ -186,6 +196,8 @@ class BatchStore:
                 "expired_at": None, "cancelling_at": None, "cancelled_at": None,
                 "request_counts": {"total": 0, "completed": 0, "failed": 0},
                 "metadata": params.get("metadata") or None}
+        if params.get("output_expires_after") is not None:
+            data["output_expires_after"] = params["output_expires_after"]
         return Job(data, azure, sha)
 
     def _find(self, request: web.Request) -> Job | web.Response:
@@ -212,6 +224,8 @@ class BatchStore:
         return json_response(200, job.as_json())
 
     async def list(self, request: web.Request) -> web.Response:
+        if not self.settings.batches_list:
+            return error_response(404, "Unrecognized request URL (GET: /batches).", "invalid_request_error")
         return json_response(200, page(list(reversed(self.jobs.values())), request, default_limit=20))
 
 
@@ -236,7 +250,7 @@ def json_line(obj: dict) -> str:
 
 
 def add_batch_routes(app: web.Application, emulator: Emulator) -> None:
-    files = FileStore(emulator.config.batch.max_bytes)
+    files = FileStore(emulator.config.batch.max_bytes, listed=emulator.config.batch.files_list)
     store = BatchStore(emulator, files)
     emulator.extra_stats["batch"] = store.stats
 
@@ -247,7 +261,7 @@ def add_batch_routes(app: web.Application, emulator: Emulator) -> None:
     for prefix, azure, versioned in (("/v1", False, False), ("/openai", True, True), ("/openai/v1", True, False)):
         guard = _guard(emulator, azure, versioned)
         routes = (
-            ("POST", "/files", files.upload), ("GET", "/files", files.list),
+            ("POST", "/files", lambda r, a=azure: files.upload(r, a)), ("GET", "/files", files.list),
             ("GET", "/files/{file_id}", files.retrieve), ("DELETE", "/files/{file_id}", files.delete),
             ("GET", "/files/{file_id}/content", files.content),
             ("POST", "/batches", lambda r, a=azure: store.create(r, a)), ("GET", "/batches", store.list),

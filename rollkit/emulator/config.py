@@ -39,6 +39,8 @@ class BatchSettings:
     fault_stall: float = 0.0  # a batch stops making progress until it is cancelled
     fault_line_500: float = 0.0  # a line is answered with a 500 in the error file
     fault_content_filter: float = 0.0  # a line's prompt is refused by the content filter (always, for that line)
+    files_list: bool = True  # False: GET /files answers 404 (servers without files.list)
+    batches_list: bool = True  # False: GET /batches answers 404
 
 
 @dataclass(frozen=True)

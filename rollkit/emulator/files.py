@@ -24,6 +24,23 @@ from rollkit.emulator.shapes import error_response, json_response
 
 PURPOSES = ("batch", "batch_output", "fine-tune", "assistants", "vision", "user_data")
 _CHUNK = 1 << 20
+# `expires_after` / `output_expires_after` seconds each service takes: OpenAI 1 hour to 30 days,
+# Azure 14 to 30 days (Azure then allows 10,000 batch files instead of 500)
+EXPIRY_SECONDS = {False: (3600, 2_592_000), True: (1_209_600, 2_592_000)}
+
+
+def expiry_problem(value: Any, azure: bool, param: str) -> web.Response | None:
+    """400 unless `value` is None or {"anchor": "created_at", "seconds": N} within the service's range."""
+    if value is None:
+        return None
+    low, high = EXPIRY_SECONDS[azure]
+    seconds = value.get("seconds") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or value.get("anchor") != "created_at":
+        return error_response(400, f"'{param}.anchor' must be 'created_at'.", "invalid_request_error", param)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        return error_response(400, f"'{param}.seconds' must be an integer between {low} and {high}.",
+                              "invalid_request_error", param)
+    return None
 
 
 @dataclass
@@ -35,17 +52,19 @@ class StoredFile:
     created_at: int
     sha256: str
     path: Path
+    expires_at: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         """A `FileObject` as the services send it."""
         return {"id": self.id, "object": "file", "bytes": self.bytes, "created_at": self.created_at,
                 "filename": self.filename, "purpose": self.purpose, "status": "processed",
-                "status_details": None, "expires_at": None}
+                "status_details": None, "expires_at": self.expires_at}
 
 
 class FileStore:
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, listed: bool = True):
         self.max_bytes = max_bytes
+        self.listed = listed  # False: GET /files answers 404, as on servers without it
         self.root = Path(tempfile.mkdtemp(prefix="rollkit-emulator-files-"))
         self.files: dict[str, StoredFile] = {}
         self._ids = itertools.count(1)
@@ -60,13 +79,14 @@ class FileStore:
     def _new_id(self) -> str:
         return f"file-emu{next(self._ids):06d}{hashlib.md5(str(time.time_ns()).encode()).hexdigest()[:12]}"
 
-    def add(self, content: bytes, filename: str, purpose: str) -> StoredFile:
+    def add(self, content: bytes, filename: str, purpose: str, expiry: dict | None = None) -> StoredFile:
         """Store a file the server itself makes (batch output and error files)."""
         file_id = self._new_id()
         path = self.root / file_id
         path.write_bytes(content)
-        stored = StoredFile(file_id, filename, purpose, len(content), int(time.time()),
-                            hashlib.sha256(content).hexdigest(), path)
+        now = int(time.time())
+        stored = StoredFile(file_id, filename, purpose, len(content), now, hashlib.sha256(content).hexdigest(), path,
+                            None if expiry is None else now + expiry["seconds"])
         self.files[file_id] = stored
         return stored
 
@@ -78,7 +98,7 @@ class FileStore:
 
     # -- routes -----------------------------------------------------------------------------------
 
-    async def upload(self, request: web.Request) -> web.Response:
+    async def upload(self, request: web.Request, azure: bool = False) -> web.Response:
         try:
             reader = await request.multipart()
         except (AssertionError, ValueError, KeyError):
@@ -96,6 +116,14 @@ class FileStore:
                     fields[part.name] = (await part.text())[:200]
         except (ValueError, AssertionError, RuntimeError):  # what aiohttp raises for a broken body
             return error_response(400, "The multipart body could not be read.", "invalid_request_error", "file")
+        expiry = _form_expiry(fields)
+        problem = expiry_problem(expiry, azure, "expires_after")
+        if problem is not None:
+            if isinstance(stored, StoredFile):
+                stored.path.unlink(missing_ok=True)
+            return problem
+        if isinstance(stored, StoredFile) and expiry is not None:
+            stored.expires_at = stored.created_at + expiry["seconds"]
         return self._accept(stored, fields.get("purpose"))
 
     async def _receive(self, part: Any) -> StoredFile | web.Response:
@@ -152,11 +180,25 @@ class FileStore:
 
     async def list(self, request: web.Request) -> web.Response:
         """Newest first (the default order), `purpose`, `after` and `limit` as the API has them."""
+        if not self.listed:
+            return error_response(404, "Unrecognized request URL (GET: /files).", "invalid_request_error")
         purpose = request.query.get("purpose")
         items = [f for f in reversed(self.files.values()) if purpose in (None, f.purpose)]
         if request.query.get("order") == "asc":
             items.reverse()
         return json_response(200, page(items, request, default_limit=10_000))
+
+
+def _form_expiry(fields: dict[str, str]) -> dict | None:
+    """`expires_after` of a multipart upload: the SDK sends it as `expires_after[anchor]` and
+    `expires_after[seconds]` form fields."""
+    anchor, seconds = fields.get("expires_after[anchor]"), fields.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    try:
+        return {"anchor": anchor, "seconds": int(seconds or "")}
+    except ValueError:
+        return {"anchor": anchor, "seconds": None}
 
 
 def page(items: list[Any], request: web.Request, default_limit: int) -> dict[str, Any]:

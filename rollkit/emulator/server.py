@@ -133,6 +133,7 @@ class Emulator:
         body = await read_chat_body(request)
         if isinstance(body, web.Response):
             return body
+        self.stats.saw_body(body)
         model = str(body.get("model") or deployment or "default")
         n = int(body.get("n") or 1)
         key = outcome.key = request_key(body)

@@ -6,6 +6,9 @@ the *billable* 200 answers per key: proper chat.completion objects, including `l
 but not as completed (the client cannot use it). Requests that never got an answer count under
 `by_status["reset"]` (injected reset) or `by_status["client_closed"]` (the client hung up first,
 for example while a timeout fault stalled).
+
+`requests_by_image_parts` counts chat requests by how many `image_url` parts their messages hold
+(`{"0": 3, "1": 40}`), so a test can prove no request of a vision record went out without its image.
 """
 
 from __future__ import annotations
@@ -18,6 +21,17 @@ from typing import Any
 
 def canonical_json(body: Any) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def image_part_count(body: Any) -> int:
+    """How many `image_url` content parts the messages of a chat request body hold."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    count = 0
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            count += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+    return count
 
 
 def request_key(body: Any) -> str:
@@ -39,9 +53,13 @@ class Stats:
         self.tokens_billed = 0
         # How often each key was received (any outcome): the attempt number that seeds fault draws.
         self.attempts: Counter[str] = Counter()
+        self.by_image_parts: Counter[str] = Counter()
 
     def received(self) -> None:
         self.requests += 1
+
+    def saw_body(self, body: Any) -> None:
+        self.by_image_parts[str(image_part_count(body))] += 1
 
     def next_attempt(self, key: str) -> int:
         attempt = self.attempts[key]
@@ -63,6 +81,7 @@ class Stats:
             "malformed": self.malformed,
             "tokens_billed": self.tokens_billed,
             "most_attempts": max(self.attempts.values(), default=0),  # the most times one body was sent
+            "requests_by_image_parts": dict(self.by_image_parts),
         }
         if with_keys:
             out["completed_by_key"] = dict(self.completed_by_key)

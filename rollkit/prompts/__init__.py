@@ -20,8 +20,16 @@ def load_template(name: str) -> str:
 
 
 def render(name: str, **values: str) -> str:
-    template = load_template(name)
-    missing = set(_PLACEHOLDER.findall(template)) - set(values)
+    return fill(load_template(name), name, **values)
+
+
+def placeholders(template: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(template))
+
+
+def fill(template: str, name: str, **values: str) -> str:
+    """A template's text with its placeholders replaced (`name` only names it in errors)."""
+    missing = placeholders(template) - set(values)
     if missing:
         raise KeyError(f"template {name} needs {sorted(missing)}")
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
