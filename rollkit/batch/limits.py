@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rollkit.kinds import adapter
+
 # Bump with a note in the README when the manifest or the packed-id log changes shape.
 MANIFEST_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -38,16 +40,16 @@ TARGETS = {
     # OpenAI: 50,000 requests and 200 MB per file. There is no per-file token cap, only the
     # per-model, per-tier queue limit (90K to billions), so the default sets none: pass
     # --max-tokens-per-file with your own queue limit from Settings -> Limits.
-    "openai": Target("/v1/chat/completions", FileLimits(50_000, MAX_FILE_BYTES, None)),
+    "openai": Target(adapter("openai").batch_url, FileLimits(50_000, MAX_FILE_BYTES, None)),
     # Azure global batch: 100,000 requests and 200 MB per file (limits page). A file only runs when
     # it fits the deployment's enqueued-token quota; 50M is the smallest paid quota listed for the
     # gpt-4.1, gpt-4o and o-series models, and leaves room for several files per deployment under
     # the default 200M. The seed's files used the legacy "/chat/completions" line url.
-    "azure": Target("/chat/completions", FileLimits(100_000, MAX_FILE_BYTES, 50_000_000)),
+    "azure": Target(adapter("azure").batch_url, FileLimits(100_000, MAX_FILE_BYTES, 50_000_000)),
     # `vllm run-batch` runs a whole file on the GPUs it was given: no service caps, so the
     # OpenAI file shape is kept (files stay easy to move and to resubmit). It accepts only
     # "/v1/chat/completions" for chat (create_request_task in vllm/entrypoints/openai/run_batch.py).
-    "vllm": Target("/v1/chat/completions", FileLimits(50_000, MAX_FILE_BYTES, None)),
+    "vllm": Target(adapter("local").batch_url, FileLimits(50_000, MAX_FILE_BYTES, None)),
 }
 
 

@@ -32,10 +32,8 @@ from openai.types import Batch, FileObject
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from rollkit.client import FatalEndpointError
-from rollkit.endpoints import DEFAULT_AZURE_API_VERSION, Endpoint, EndpointConfigError
+from rollkit.endpoints import Endpoint, EndpointConfigError
 from rollkit.secrets import redact
-
-from .limits import line_route
 
 log = logging.getLogger("rollkit")
 
@@ -103,20 +101,13 @@ class BatchService:
         self.expiry = None if expires_after_days is None else \
             {"anchor": "created_at", "seconds": round(expires_after_days * DAY_SECONDS)}
         self.files_listed = self.batches_listed = True  # False once the service refused to list them
-        if endpoint.kind == "azure":
-            self.client: openai.OpenAI = openai.AzureOpenAI(
-                azure_endpoint=endpoint.base_url, api_key=endpoint.api_key or "",
-                api_version=endpoint.api_version or DEFAULT_AZURE_API_VERSION,
-                max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
-            self.url, self.model = line_route("azure", endpoint.deployment or default_model or "")
-        elif endpoint.kind == "openai":
-            self.client = openai.OpenAI(base_url=endpoint.base_url, api_key=endpoint.api_key or "EMPTY",
-                                        max_retries=SDK_RETRIES, timeout=REQUEST_TIMEOUT)
-            self.url, self.model = line_route("openai", endpoint.model or default_model or "")
-        else:
+        kind = endpoint.adapter  # the same adapter the online client uses
+        self.client: openai.OpenAI = kind.sdk_client(endpoint, SDK_RETRIES, REQUEST_TIMEOUT)
+        if self.client is None:
             raise EndpointConfigError(
                 f"endpoint {endpoint.name}: {endpoint.kind} servers have no Batch API; run the packed files "
                 "there with `vllm run-batch -i FILE -o OUT --model MODEL` and `map` the outputs")
+        self.url, self.model = kind.batch_url, kind.target_model(endpoint, default_model) or ""
         if not self.model:
             raise EndpointConfigError(f"endpoint {endpoint.name}: no model or deployment to run the batches on")
         # Calls that create something are sent once: a retry after a lost response would create a
