@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Self
 
 # also imported from here by stage.py, journal.py and batch/
+from .atomic import atomic_write
 from .digests import DigestTable, id_digest
 
 log = logging.getLogger("rollkit")
@@ -280,9 +281,8 @@ class KeyedLog:
         doomed = {id_digest(i) for i in ids}
         if not any(d in self._index for d in doomed):
             return 0
-        tmp = self.path.with_name(self.path.name + ".drop-tmp")
         kept, removed = DigestTable(self._keep_offsets), 0
-        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+        with open(self.path, "rb") as src, atomic_write(self.path, "wb") as dst:
             for line in src:
                 id_ = line_id(line, self.id_field)
                 digest = id_digest(id_) if id_ is not None else None
@@ -292,9 +292,6 @@ class KeyedLog:
                 if digest is not None:
                     kept.add(digest, dst.tell())
                 dst.write(line)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, self.path)
         _fsync_dir(self.path)
         os.close(self._fd)
         self._open_for_append()  # the old descriptor still points at the replaced file

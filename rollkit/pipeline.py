@@ -15,8 +15,8 @@ from .client import ChatClient, RequestStats
 from .endpoints import EndpointPool
 from .images import ImageError, image_size
 from .journal import RequestJournal
-from .records import ENTRY_ID_VERSION, InputItem, check_not_empty, count_inputs
-from .stage import Process, StageRunner, Units, print_summary, record_id, save_json
+from .records import ENTRY_ID_VERSION, InputItem, check_not_empty, count_inputs, record_id
+from .stage import Process, StageRunner, Units, print_summary, save_json
 from .tokens import completion_allowance, count_messages
 
 # The record format of stage outputs; bumped, with a note in the README, whenever a field changes.

@@ -167,6 +167,14 @@ class Meter:
         assumed = rate * DEFAULT_BURST_SECONDS * self.second
         return max(self.burst_seen, assumed, 1.0)
 
+    def reserve(self) -> float:
+        """Left in the server's bucket on purpose: a request that arrives a little early (network
+        and scheduling jitter) still finds room. Our own ceiling needs none."""
+        if not self.metered() or self.source() == "flag":
+            return 0.0
+        capacity = self.capacity()
+        return min(0.25 * capacity, max(1.0 if self.unit == "requests" else 0.0, 0.02 * capacity))
+
     def metered(self) -> bool:
         return self.rate() is not None or self.burst_seen > 0
 
@@ -185,7 +193,7 @@ class Meter:
         """Seconds until `amount` fits; a request larger than the whole burst waits for a full one."""
         if not self.metered():
             return 0.0
-        needed = min(amount, self.capacity()) - self.level()
+        needed = min(amount, self.capacity()) + self.reserve() - self.level()
         if needed <= 0:
             return 0.0
         rate = self.rate()

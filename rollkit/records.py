@@ -158,6 +158,11 @@ def entry_id(record: dict) -> str:
     return hashlib.md5(canonical_json(payload)).hexdigest()
 
 
+def record_id(record: dict) -> str:
+    """Records that already carry an id (outputs of an earlier stage) keep it."""
+    existing = record.get("entry_id")
+    return existing if isinstance(existing, str) and existing else entry_id(record)
+
 def _kind(value: Any) -> str:
     names = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import jsonlines
 
+from .atomic import atomic_write
 from .client import ChatClient, ChatResult
 from .images import ImageError, record_image_paths
 from .judge import parse_judge_score
@@ -179,15 +180,11 @@ def sft_record(record: dict, output: str | Path = ".", sft_path: str | Path = "s
 
 def write_sft(output: str | Path, sft_path: str | Path) -> int:
     """Derive the SFT file from the whole output, replaced atomically: it can never disagree with it."""
-    temporary = Path(f"{sft_path}.tmp")
     kept = 0
-    with jsonlines.open(output) as reader, open(temporary, "w", encoding="utf-8") as out:
+    with jsonlines.open(output) as reader, atomic_write(sft_path) as out:
         for record in reader.iter(type=dict, skip_invalid=True):
             pair = sft_record(record, output, sft_path)
             if pair is not None:
                 out.write(json.dumps(pair, ensure_ascii=False) + "\n")
                 kept += 1
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, sft_path)
     return kept

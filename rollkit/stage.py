@@ -12,7 +12,6 @@ Each unit is then processed, written and resumed on its own: `process(item, unit
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 import time
@@ -23,10 +22,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .atomic import write_json
 from .client import FatalEndpointError, OutageError, RequestStats
 from .images import ImageError
 from .jsonl_log import DigestTable, ResultLog, error_log_for, id_digest
-from .records import InputItem, entry_id, image_root_field
+from .records import InputItem, image_root_field, record_id
 
 log = logging.getLogger("rollkit")
 YIELD_EVERY = 1000
@@ -52,12 +52,6 @@ class StageCounts:
     bad_input: int = 0
     failed: int = 0
     failures: Counter = field(default_factory=Counter)
-
-
-def record_id(record: dict) -> str:
-    """Records that already carry an id (outputs of an earlier stage) keep it."""
-    existing = record.get("entry_id")
-    return existing if isinstance(existing, str) and existing else entry_id(record)
 
 
 Process = Callable[[InputItem, str], Awaitable[Outcome]]
@@ -251,7 +245,4 @@ def _paced(meter: dict, label: str) -> str:
 
 def save_json(path: str | Path, data: dict) -> None:
     """Written beside the outputs and replaced atomically, never edited in place."""
-    target = Path(path)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    temporary.replace(target)
+    write_json(path, data)

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rollkit.atomic import atomic_write
 from rollkit.jsonl_log import dump_line
 from rollkit.steps import parse_solution
 
@@ -128,8 +128,7 @@ def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], o
     prompt_field = {} if prompt is None else {"verification_prompt": prompt}
     report = MapReport()
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "wb") as out:
+    with atomic_write(output, "wb") as out:
         for item, custom_id in rollout_items(rollouts):
             if item.record is None:
                 report.bad_input += 1
@@ -142,7 +141,4 @@ def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], o
             if fields["verification_status"] == "pending" and len(report.pending_ids) < MAX_LISTED_PENDING:
                 report.pending_ids.append(custom_id)
             out.write(dump_line({**from_schema_1(item.record), "rollout_id": custom_id, **fields}))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, output)
     return report

@@ -23,11 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rollkit.atomic import AtomicFile, write_json
 from rollkit.images import ImageError
 from rollkit.jsonl_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
 
@@ -86,13 +86,7 @@ def load_manifest(out_dir: Path) -> dict | None:
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_json(path, data, indent=1)
 
 
 def _settings_of(settings: PackSettings) -> dict:
@@ -119,8 +113,8 @@ class _FileWriter:
 
     def __init__(self, path: Path):
         self.path = path
-        self.tmp = path.with_name(path.name + ".tmp")
-        self.handle = open(self.tmp, "wb")
+        self.file = AtomicFile(path, "wb")
+        self.handle = self.file.handle
         self.sha = hashlib.sha256()
         self.lines = self.bytes = self.tokens = 0
         self.ids: list[tuple[str, int]] = []
@@ -136,16 +130,12 @@ class _FileWriter:
         self.ids.append((custom_id, tokens))
 
     def finish(self) -> dict:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.tmp, self.path)
+        self.file.commit()
         return {"name": self.path.name, "lines": self.lines, "bytes": self.bytes, "tokens": self.tokens,
                 "sha256": self.sha.hexdigest()}
 
     def discard(self) -> None:
-        self.handle.close()
-        self.tmp.unlink(missing_ok=True)
+        self.file.discard()
 
 
 class Packer:

@@ -20,8 +20,7 @@ from rollkit.images import image_size
 from rollkit.jsonl_log import DigestTable, id_digest
 from rollkit.messages import image_parts
 from rollkit.prompts import fill, load_template, placeholders
-from rollkit.records import InputItem, iter_inputs, question_text
-from rollkit.stage import record_id
+from rollkit.records import InputItem, iter_inputs, question_text, record_id
 from rollkit.tokens import completion_allowance, count_messages
 
 PROMPT_NAME = "verify_steps"

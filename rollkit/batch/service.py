@@ -31,6 +31,7 @@ import openai
 from openai.types import Batch, FileObject
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from rollkit.atomic import atomic_write
 from rollkit.client import FatalEndpointError
 from rollkit.endpoints import Endpoint, EndpointConfigError
 from rollkit.secrets import redact
@@ -200,14 +201,13 @@ class BatchService:
 
     def download(self, file_id: str, dest: Path) -> None:
         """Stream a file's content to `dest` (via a temporary name, so `dest` is whole or absent)."""
-        tmp = dest.with_name(dest.name + ".part")
-
         def fetch() -> None:
-            with self.client.files.with_streaming_response.content(file_id) as response:
-                response.stream_to_file(tmp)
+            with self.client.files.with_streaming_response.content(file_id) as response, \
+                    atomic_write(dest, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
 
         self._call("download", fetch)
-        tmp.replace(dest)
 
     def _all_pages(self, page, what: str) -> Iterator:
         while True:

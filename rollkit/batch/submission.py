@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rollkit.atomic import AtomicFile
 from rollkit.jsonl_log import dump_line, line_id
 
 from .limits import PACKED_IDS_NAME, SUBMIT_DIR
@@ -79,21 +79,21 @@ def write_submission(packed: Path, pending: set[str], tokens: dict[str, int], de
                      url: str, model: str) -> Submission:
     """The pending lines of `packed`, rewritten for (url, model), in `dest_dir/<stem>.<sha12>.jsonl`."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f"{packed.stem}.writing"
     sha, lines, size, total = hashlib.sha256(), 0, 0, 0
-    with open(tmp, "wb") as out:
+    writing = AtomicFile(dest_dir / f"{packed.stem}.writing", "wb")  # named once its digest is known
+    try:
         for custom_id, line in packed_lines(packed):
             if custom_id not in pending:
                 continue
             line = _rewrite(line, url, model)
-            out.write(line)
+            writing.handle.write(line)
             sha.update(line)
             lines, size, total = lines + 1, size + len(line), total + tokens.get(custom_id, 0)
-        out.flush()
-        os.fsync(out.fileno())
+    except BaseException:
+        writing.discard()
+        raise
     digest = sha.hexdigest()
-    path = dest_dir / f"{packed.stem}.{digest[:12]}.jsonl"
-    os.replace(tmp, path)
+    path = writing.commit(dest_dir / f"{packed.stem}.{digest[:12]}.jsonl")
     return Submission(path, digest, lines, size, total)
 
 
