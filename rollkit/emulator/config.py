@@ -60,3 +60,4 @@ class EmulatorConfig:
     require_key: str | None = field(default=None, repr=False)
     no_auth: bool = False  # accept requests without any key, like vLLM without --api-key
     batch: BatchSettings = BatchSettings()
+    realism: bool = False  # per-question difficulty, recoverable wrong steps, varied lengths (policy.py)

@@ -66,7 +66,7 @@ class Emulator:
         self.config = config
         self.stats = Stats()
         self.policy = Policy(PolicySettings(config.seed, config.p_correct, config.p_continue_correct,
-                                            config.judge_garbage, answer_key or {}))
+                                            config.judge_garbage, answer_key or {}, config.realism))
         self.limiters: dict[tuple[str, str], RateLimiter] = {}
         self.fingerprint = f"fp_emu{seed_from('fingerprint', config.seed) % 16**8:08x}"
         # Counters of other parts (the Files and Batches APIs) shown under their own key in the stats.
