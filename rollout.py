@@ -19,8 +19,9 @@ the modes `--dataset-name` implies, see accuracy_reward.py). Every input record 
 answer (`answer`, `answers`, or a final assistant turn).
 
 Output: one line per rollout, keyed `rollout_id` = `<entry_id>:r<k>`, with every input field and
-`response`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`, `measured`),
-`first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
+`response`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`, `measured`,
+`decided_early`), `score_kind` (`share`: each score is the share of continuations that reached the
+answer; `label`: --mc-mode adaptive's hard 1.0/0.0 labels), `first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
 `parsing_failed` and `parsing_failed_reason`, `predicted_answer`, `is_correct`, `model`, `usage`
 (this rollout's share of every token it cost) and `mc_usage` (the continuations alone).
 Refusals and failures go to `<output>.errors.jsonl` with their reason. Every reply is journaled in
@@ -60,19 +61,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--num-rollouts", type=int, default=4, help="K rollouts per question (default: 4)")
     group.add_argument("--num-mc", type=int, default=16, help="N continuations per scored step (default: 16)")
     group.add_argument("--mc-mode", choices=MC_MODES, default="exhaustive",
-                       help="score every step, or find the first zero-score step in O(log steps) probes")
+                       help="exhaustive: every step (soft scores); binary-search: the first zero-score step in "
+                            "O(log steps) probes (soft scores where measured); adaptive: the same search, each "
+                            "probe in rounds that stop at the first success (hard 1/0 labels)")
+    group.add_argument("--mc-round", type=int, default=4,
+                       help="adaptive: continuations per round, one request with n (default: 4)")
     group.add_argument("--max-perception-steps", type=int, default=10,
                        help="asked of the model; a rollout with more is recorded unscored (default: 10)")
     group.add_argument("--max-reasoning-steps", type=int, default=10, help="the same for [Reasoning] (default: 10)")
     group.add_argument("--temperature", type=float, default=1.0, help="for rollouts and continuations")
-    group.add_argument("--max-tokens", type=int, default=2048, help="per rollout and per continuation")
+    group.add_argument("--max-tokens", type=int, default=2048, help="per rollout (default: 2048)")
+    group.add_argument("--mc-max-tokens", type=int,
+                       help="per continuation, which only finishes a solution (default: --max-tokens)")
     cli.add_request_shape_flags(group)
     cli.add_endpoint_flags(parser)
     cli.add_run_flags(parser)
     args = parser.parse_args(argv)
     args.scoring_modes = resolve_modes(parser, args)
-    for name in ("num_rollouts", "num_mc", "max_perception_steps", "max_reasoning_steps", "max_tokens"):
-        if getattr(args, name) < 1:
+    for name in ("num_rollouts", "num_mc", "max_perception_steps", "max_reasoning_steps", "max_tokens", "mc_round",
+                 "mc_max_tokens"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
@@ -92,6 +100,7 @@ def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 def build_params(args: argparse.Namespace) -> RolloutParams:
     return RolloutParams(
         model=args.model, num_rollouts=args.num_rollouts, num_mc=args.num_mc, mc_mode=args.mc_mode,
+        mc_round=args.mc_round, mc_max_tokens=args.mc_max_tokens,
         answer_format=args.answer_format, scoring_modes=tuple(args.scoring_modes),
         max_perception_steps=args.max_perception_steps, max_reasoning_steps=args.max_reasoning_steps,
         temperature=args.temperature, max_tokens=args.max_tokens, use_n=cli.endpoints_take_n(args),
