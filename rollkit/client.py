@@ -85,6 +85,7 @@ class RequestStats:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the server says it served from its prefix cache
 
 
 def result_from_response(data: dict, replayed: bool = False, per_choice: bool = False) -> ChatResult:
@@ -270,6 +271,7 @@ class ChatClient:
         prompt = int(usage.get("prompt_tokens") or 0)
         self.stats.prompt_tokens += prompt
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.stats.cached_tokens += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         if prompt and not has_meter:
             # Without the server's meter, correct our prompt estimate from what it counted.
             state.tokens.give_back(cost - completion_allowance(body) - prompt)

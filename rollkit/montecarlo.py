@@ -44,7 +44,7 @@ from .messages import image_parts, question_text, reference_answers, strip_image
 from .prompts import render
 from .rejection import sample_seed
 from .stage import Outcome
-from .steps import Solution, parse_solution, step_prefix
+from .steps import Solution, parse_solution, text_prefix
 
 __all__ = ["MC_MODES", "RolloutParams", "SharedCalls", "StepCount", "StepScorer", "dry_run_bodies", "fill_scores",
            "first_zero_step", "rollout_units", "run_rollout", "score_binary_search", "score_exhaustive"]
@@ -250,7 +250,7 @@ class StepScorer:
 
     async def _sample(self, step: int, first: int, size: int, allow_filtered: bool = False) -> list[str]:
         """The texts of continuations `first .. first+size-1` after `step`, filtered ones left out."""
-        prefix = step_prefix(self.solution, step + 1)
+        prefix = text_prefix(self.solution, step + 1)
         requests = round_requests(self.messages, prefix, self.eid, self.params, first, size)
         results = await asyncio.gather(*(self.calls.complete(request) for request in requests))
         for result in results:

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+from conftest import read_jsonl, run_script
+
+from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.policy import Policy, PolicySettings, first_wrong_step, read_prompt
 from rollkit.emulator.steps_text import is_bad_step, parse_steps
+from rollkit.emulator.testing import run_emulator
+
+
+def rollout_args(url: str, questions, output, *extra: str) -> list[str]:
+    return ["--input", str(questions), "--output", str(output), "--base-url", f"{url}/v1", "--model_name", "policy",
+            "--num-rollouts", "2", "--num-mc", "8", "--scoring-mode", "vqa_score", "--concurrency", "8",
+            "--request-timeout", "10", *extra]
 
 
 def question_body(number: int, seed: int = 1) -> dict:
@@ -54,3 +67,25 @@ def test_realism_wrong_steps_are_sometimes_recovered_and_sound_prefixes_follow_t
         # The default profile never recovers.
         assert all("which suggests" in c for c in default.contents(continuation_body(q, bad_prefix), "key", 50))
     assert 0 < recovered < 0.03 * tried
+
+
+def test_mc_max_tokens_cuts_continuations_only_and_cached_tokens_reach_the_summary(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 3, images=1, shape="question")
+    short, full = tmp_path / "short.jsonl", tmp_path / "full.jsonl"
+    with run_emulator("--seed", "4", "--realism") as url:
+        cut = run_script("rollout.py", *rollout_args(url, questions, short, "--mc-max-tokens", "12"))
+        whole = run_script("rollout.py", *rollout_args(url, questions, full))
+    assert cut.returncode == whole.returncode == 0, cut.stderr + whole.stderr
+    cut_records, whole_records = read_jsonl(short), read_jsonl(full)
+    assert len(cut_records) == len(whole_records) == 6 and not any(r["parsing_failed"] for r in cut_records)
+    # A continuation cut at 12 tokens never reaches an answer; the rollouts themselves were not cut.
+    assert all(s["score"] == 0 for r in cut_records for s in r["steps_with_score"])
+    assert all(r["mc_usage"]["completion_tokens"] <= 12 * r["mc_usage"]["continuations"] for r in cut_records)
+    assert any(s["score"] > 0 for r in whole_records for s in r["steps_with_score"])
+    assert [r["response"] for r in cut_records] == [r["response"] for r in whole_records]
+    # Every continuation repeats its rollout's prompt and image: a caching server bills them once.
+    summary = json.loads((tmp_path / "full.jsonl.summary.json").read_text())
+    requests = summary["requests"]
+    assert 0.3 * requests["prompt_tokens"] < requests["cached_tokens"] < requests["prompt_tokens"]
+    shown = re.search(r"tokens +([\d,]+) prompt \(([\d,]+) cached\)", whole.stderr)
+    assert shown and int(shown.group(2).replace(",", "")) == requests["cached_tokens"]
