@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import read_jsonl, run_script
+from conftest import crash_and_resume, read_jsonl, run_script
 
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.policy import Policy, PolicySettings, first_wrong_step, read_prompt
 from rollkit.emulator.steps_text import is_bad_step, parse_steps
-from rollkit.emulator.testing import run_emulator
+from rollkit.emulator.testing import get_stats, run_emulator
+from rollkit.mc_search import StepCount, fill_scores, round_sizes
 
 
 def rollout_args(url: str, questions, output, *extra: str) -> list[str]:
@@ -89,3 +90,85 @@ def test_mc_max_tokens_cuts_continuations_only_and_cached_tokens_reach_the_summa
     assert 0.3 * requests["prompt_tokens"] < requests["cached_tokens"] < requests["prompt_tokens"]
     shown = re.search(r"tokens +([\d,]+) prompt \(([\d,]+) cached\)", whole.stderr)
     assert shown and int(shown.group(2).replace(",", "")) == requests["cached_tokens"]
+
+
+def adaptive_run(tmp_path, emulator_args: list[str], *extra: str, questions: int = 6) -> tuple[list[dict], dict]:
+    path = write_questions(tmp_path / "q.jsonl", questions, images=1, shape="question")
+    out = tmp_path / "adaptive.jsonl"
+    with run_emulator(*emulator_args) as url:
+        done = run_script("rollout.py", *rollout_args(url, path, out, "--mc-mode", "adaptive", *extra))
+        stats = get_stats(url, with_keys=False)
+    assert done.returncode == 0, done.stderr
+    records = read_jsonl(out)
+    assert len(records) == 2 * questions and not any(r["parsing_failed"] for r in records)
+    return records, stats
+
+
+def test_each_round_stops_at_its_first_success_and_a_zero_probe_pays_full_n(tmp_path):
+    # Rounds of one continuation: a probe that found the answer found it exactly once, in its last round.
+    records, stats = adaptive_run(tmp_path, ["--seed", "3", "--p-continue-correct", "0.3", "--p-correct", "0.3"],
+                                  "--mc-round", "1")
+    probes = [s for r in records for s in r["steps_with_score"] if s["measured"]]
+    good = [s for s in probes if s["num_mc_correct"]]
+    zero = [s for s in probes if not s["num_mc_correct"]]
+    assert good and zero and any(s["num_mc_total"] > 1 for s in good)
+    assert all(s["num_mc_correct"] == 1 and 1 <= s["num_mc_total"] <= 8 and s["score"] == 1.0 for s in good)
+    assert all(s["decided_early"] == (s["num_mc_total"] < 8) for s in good)
+    assert all(s["num_mc_total"] == 8 and s["score"] == 0.0 and not s["decided_early"] for s in zero)
+    # One request per round, and nothing else was sent (the rollouts are one request per question).
+    rounds = sum(r["mc_usage"]["requests"] for r in records)
+    assert rounds == sum(s["num_mc_total"] for s in probes) == sum(r["mc_usage"]["continuations"] for r in records)
+    assert stats["requests"] <= 6 + rounds
+    assert all(r["score_kind"] == "label" and r["mc_mode"] == "adaptive" for r in records)
+
+
+def test_a_good_step_costs_one_round_and_a_correct_rollout_no_probe(tmp_path):
+    # Sound prefixes always succeed: a good step is decided by its first round of 2; a wrong one pays 4 rounds.
+    records, _ = adaptive_run(tmp_path, ["--seed", "5", "--p-continue-correct", "1"], "--mc-round", "2")
+    right = [r for r in records if r["is_correct"]]
+    wrong = [r for r in records if not r["is_correct"]]
+    assert right and wrong
+    for record in right:  # its own answer already reached the truth from its full prefix
+        assert record["mc_usage"]["requests"] == record["mc_usage"]["continuations"] == 0
+        assert all(s["score"] == 1.0 and not s["measured"] for s in record["steps_with_score"])
+        assert record["first_incorrect_step"] is None
+    for record in wrong:
+        truth = first_wrong_step(record["response"])
+        assert record["first_incorrect_step"] == truth
+        for i, step in enumerate(record["steps_with_score"]):
+            if step["measured"]:
+                expected = (2, 2, True) if i < truth else (0, 8, False)
+                assert (step["num_mc_correct"], step["num_mc_total"], step["decided_early"]) == expected
+            assert step["score"] == (1.0 if i < truth else 0.0)
+        assert not record["steps_with_score"][-1]["measured"]  # the rollout's own answer failed from there
+
+
+def test_sigkill_then_resume_replays_adaptive_rounds_without_paying_twice(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 12, images=1, shape="question")
+    clean, crashed = tmp_path / "clean.jsonl", tmp_path / "crashed.jsonl"
+    adaptive = ("--mc-mode", "adaptive", "--mc-round", "2")
+    with run_emulator("--seed", "9", "--realism", "--latency-ms", "30") as url:
+        run = crash_and_resume(url, "rollout.py", rollout_args(url, questions, clean, *adaptive),
+                               rollout_args(url, questions, crashed, *adaptive), f"{crashed}.journal.jsonl",
+                               kills=2, seed=3, replies=(8, 40))
+    assert run.finished.returncode == 0, run.finished.stderr
+    assert run.written_before_finish < 24, "the kills came too late to test anything"
+    by_id = {r["rollout_id"]: r for r in read_jsonl(crashed)}
+    assert by_id == {r["rollout_id"]: r for r in read_jsonl(clean)} and len(by_id) == 24
+    keys = [e["key"] for e in read_jsonl(f"{crashed}.journal.jsonl")]
+    assert len(keys) == len(set(keys)), "a journaled round was paid for again"
+    assert run.stats["duplicates"] <= 2 * 8  # only requests in flight at a kill
+    replayed = int(re.search(r"(\d+) replayed from the journal", run.finished.stderr).group(1))
+    assert replayed > 0, run.finished.stderr
+    assert any(s["decided_early"] for r in by_id.values() for s in r["steps_with_score"])
+
+
+def test_hard_labels_never_claim_a_share():
+    counts = {2: StepCount(1, 4, decided_early=True), 5: StepCount(0, 16)}
+    filled = fill_scores(list("abcdefg"), counts, 5, hard=True)
+    assert [s["score"] for s in filled] == [1.0] * 5 + [0.0] * 2
+    assert filled[2] == {"step": "c", "score": 1.0, "num_mc_correct": 1, "num_mc_total": 4, "measured": True,
+                         "decided_early": True}
+    soft = fill_scores(list("abcdefg"), {2: StepCount(1, 4), 5: StepCount(0, 16)}, 5)
+    assert soft[2]["score"] == 0.25 and not soft[2]["decided_early"]
+    assert round_sizes(16, 4) == [4, 4, 4, 4] and round_sizes(10, 4) == [4, 4, 2] and round_sizes(3, 8) == [3]
