@@ -16,7 +16,8 @@ only their scoring differs:
 4. exhaustive again on the same rollouts with other continuation samples (`--no-seed`, its journal
    given the first run's rollouts): how well exhaustive agrees with itself, the ceiling for any mode
    that draws samples of its own;
-5. exhaustive with --no-n, N requests per step (for prompt tokens per step only).
+5. exhaustive with --no-n, N requests per step (for prompt tokens per step), and adaptive with
+   --no-n: its samples are then exhaustive --no-n's own requests, so the two differ only by search.
 
 Printed per mode: continuations and completion tokens paid as a share of exhaustive's (goal for
 adaptive: <= 30% of the tokens), how often its first zero-score step agrees with exhaustive's (goal
@@ -46,7 +47,8 @@ from rollkit.records import entry_id, iter_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"exhaustive": (), "binary-search": ("--mc-mode", "binary-search"), "adaptive": ("--mc-mode", "adaptive"),
-         "exhaustive, other samples": ("--no-seed",), "exhaustive --no-n": ("--no-n",)}
+         "exhaustive, other samples": ("--no-seed",), "exhaustive --no-n": ("--no-n",),
+         "adaptive --no-n": ("--no-n", "--mc-mode", "adaptive")}
 SAME_ROLLOUTS = ("exhaustive", "binary-search", "adaptive", "exhaustive, other samples")
 
 
@@ -149,6 +151,10 @@ def main() -> None:
           "wrong step.\n  Binary search probes with exhaustive's own samples; adaptive draws its own, as does the "
           "last row,\n  whose agreement is the most any mode with samples of its own can expect. "
           "Goal for adaptive: <= 30% of the tokens.")
+    separate, adaptive_separate = runs["exhaustive --no-n"], runs["adaptive --no-n"]
+    share = paid(adaptive_separate, "completion_tokens") / paid(separate, "completion_tokens")
+    print(f"with --no-n (adaptive's samples are exhaustive's own requests): adaptive paid {share:.1%} of the "
+          f"tokens and agrees with exhaustive {agreement(adaptive_separate, separate):.1%}")
     early = [s for r in runs["adaptive"].values() for s in r["steps_with_score"] if s["measured"]]
     print(f"adaptive probes: {len(early)}, {sum(s['decided_early'] for s in early)} decided early, "
           f"{sum(s['num_mc_total'] for s in early) / max(1, len(early)):.1f} continuations a probe")

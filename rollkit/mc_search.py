@@ -16,6 +16,13 @@ Searches assume what binary search always does: once a step is wrong, every late
 A rollout that reached the right answer needs no probe (its own answer is a continuation of its
 full prefix that succeeded), and a wrong one is taken to fail from its full prefix, so the search
 runs over the steps before its last.
+
+Binary search splits each range in the middle: its probes cost the same whatever they find. An
+adaptive probe does not: one that finds a success costs about a round, one that finds zero costs N.
+So adaptive splits where the expected cost of the rest of the search is least (`cost_aware_split`,
+first wrong step taken as equally likely anywhere in the range): earlier than the middle, where a
+probe is more likely to succeed cheaply. On the emulator's realism profile this paid 9% fewer
+continuation tokens than splitting in the middle, with the same answers (`bench/bench_mc.py`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 MC_MODES = ("exhaustive", "binary-search", "adaptive")
 HARD_LABEL_MODES = ("adaptive",)
@@ -40,6 +48,42 @@ class StepCount:
 
 
 Measure = Callable[[int], Awaitable[StepCount]]
+Split = Callable[[int, int], int]  # (low, high) -> the step to probe, low <= step < high
+
+
+def midpoint(low: int, high: int) -> int:
+    return (low + high) // 2
+
+
+def cost_aware_split(zero_cost: float, success_cost: float) -> Split:
+    """The split that minimises the expected cost of the search when a probe finding zero costs
+    `zero_cost` and one finding a success `success_cost` (see the module docstring)."""
+    return lambda low, high: low + _plan(high - low + 1, float(zero_cost), float(success_cost))[1]
+
+
+@lru_cache(maxsize=4096)
+def _plan(size: int, zero_cost: float, success_cost: float) -> tuple[float, int]:
+    """(expected cost, offset of the best probe) for a range of `size` steps whose last is zero."""
+    if size <= 1:
+        return 0.0, 0
+    best = (float("inf"), 0)
+    for offset in range(size - 1):
+        p_zero = (offset + 1) / size  # the first zero is at or before the probe
+        cost = (p_zero * (zero_cost + _plan(offset + 1, zero_cost, success_cost)[0])
+                + (1 - p_zero) * (success_cost + _plan(size - offset - 1, zero_cost, success_cost)[0]))
+        best = min(best, (cost, offset))
+    return best
+
+
+def max_probes(n_steps: int, split: Split = midpoint) -> int:
+    """The most probes a search over `n_steps` can make (for the dry run)."""
+    @cache
+    def depth(low: int, high: int) -> int:
+        if low >= high:
+            return 0
+        middle = split(low, high)
+        return 1 + max(depth(low, middle), depth(middle + 1, high))
+    return depth(0, n_steps - 1)
 
 
 def round_sizes(num_mc: int, mc_round: int) -> list[int]:
@@ -59,8 +103,8 @@ async def score_exhaustive(measure: Measure, n_steps: int) -> tuple[dict[int, St
     return counts, min((i for i, count in counts.items() if count.correct == 0), default=None)
 
 
-async def score_binary_search(measure: Measure, n_steps: int,
-                              rollout_correct: bool) -> tuple[dict[int, StepCount], int | None]:
+async def score_binary_search(measure: Measure, n_steps: int, rollout_correct: bool,
+                              split: Split = midpoint) -> tuple[dict[int, StepCount], int | None]:
     """Probe steps until the first zero-score step is pinned down (see the module docstring).
 
     Every probe already paid for bounds the rest: a step with a success moves the low end past
@@ -70,7 +114,7 @@ async def score_binary_search(measure: Measure, n_steps: int,
         return counts, None
     low, high = 0, n_steps - 1  # high: a step known (or, for the last one, taken) to score zero
     while low < high:
-        middle = (low + high) // 2
+        middle = split(low, high)
         counts[middle] = await measure(middle)
         if counts[middle].correct == 0:
             high = middle

@@ -22,7 +22,6 @@ steps (`rollkit.steps`), scored, and written on its own, so a restart never redo
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
@@ -34,8 +33,11 @@ from .mc_search import (
     HARD_LABEL_MODES,
     MC_MODES,
     StepCount,
+    cost_aware_split,
     fill_scores,
     first_zero_step,
+    max_probes,
+    midpoint,
     round_sizes,
     score_binary_search,
     score_exhaustive,
@@ -152,7 +154,8 @@ def round_requests(messages: list[dict], prefix: str, eid: str, params: RolloutP
     """Continuations `first .. first+size-1` of one prefix. With `n`, a round is one request with
     its own seed (a whole probe is the seed's "mc" request, shared with the other modes); without,
     the samples are the same separate requests whatever the mode."""
-    label = "mc" if first == 0 and size == params.num_mc else f"mc@{first}"
+    whole = first == 0 and size == params.num_mc
+    label = "mc" if whole or not params.use_n else f"mc@{first}"  # without n, the sample index tells them apart
     requests = _sampled(continuation_body(messages, prefix, params), size, eid, label, params, first)
     return requests[:1] if params.use_n else requests
 
@@ -287,13 +290,21 @@ def parse_problem(solution: Solution, finish_reason: str | None, params: Rollout
 # ---------------------------------------------------------------- one rollout
 
 
+def search_split(params: RolloutParams):
+    """Adaptive probes cost a round when they succeed and N when they find zero; others cost N."""
+    if params.mc_mode == "adaptive":
+        return cost_aware_split(params.num_mc, min(params.mc_round, params.num_mc))
+    return midpoint
+
+
 async def score_steps(scorer: StepScorer, rollout_correct: bool) -> list[dict]:
     """`steps_with_score` of one parsed rollout, in the mode its parameters name."""
     mode, n_steps = scorer.params.mc_mode, len(scorer.solution.steps)
     if mode == "exhaustive":
         counts, first_zero = await score_exhaustive(scorer.measure, n_steps)
     elif mode == "adaptive":
-        counts, first_zero = await score_binary_search(scorer.measure_adaptive, n_steps, rollout_correct)
+        counts, first_zero = await score_binary_search(scorer.measure_adaptive, n_steps, rollout_correct,
+                                                       search_split(scorer.params))
     else:
         counts, first_zero = await score_binary_search(scorer.measure, n_steps, rollout_correct)
     return fill_scores(scorer.solution.steps, counts, first_zero, hard=mode in HARD_LABEL_MODES)
@@ -340,9 +351,10 @@ async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, s
 
 def dry_run_bodies(params: RolloutParams) -> Callable:
     """What a run would send per question, at most: every step of the longest allowed rollout is
-    probed (binary search and adaptive: log2 of that), from a prefix half as long as --max-tokens."""
+    probed (binary search and adaptive: as many as their search can make), from a prefix half as long
+    as --max-tokens."""
     max_steps = params.max_perception_steps + params.max_reasoning_steps
-    probes = max_steps if params.mc_mode == "exhaustive" else math.ceil(math.log2(max(2, max_steps)))
+    probes = max_steps if params.mc_mode == "exhaustive" else max_probes(max_steps, search_split(params))
     placeholder = "x " * (params.max_tokens // 2)
 
     def bodies(item, eid: str) -> list[dict]:

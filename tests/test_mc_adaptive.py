@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -10,8 +11,16 @@ from conftest import crash_and_resume, read_jsonl, run_script
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.policy import Policy, PolicySettings, first_wrong_step, read_prompt
 from rollkit.emulator.steps_text import is_bad_step, parse_steps
-from rollkit.emulator.testing import get_stats, run_emulator
-from rollkit.mc_search import StepCount, fill_scores, round_sizes
+from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
+from rollkit.mc_search import (
+    StepCount,
+    cost_aware_split,
+    fill_scores,
+    max_probes,
+    midpoint,
+    round_sizes,
+    score_binary_search,
+)
 
 
 def rollout_args(url: str, questions, output, *extra: str) -> list[str]:
@@ -83,7 +92,8 @@ def test_mc_max_tokens_cuts_continuations_only_and_cached_tokens_reach_the_summa
     assert all(s["score"] == 0 for r in cut_records for s in r["steps_with_score"])
     assert all(r["mc_usage"]["completion_tokens"] <= 12 * r["mc_usage"]["continuations"] for r in cut_records)
     assert any(s["score"] > 0 for r in whole_records for s in r["steps_with_score"])
-    assert [r["response"] for r in cut_records] == [r["response"] for r in whole_records]
+    responses = [{r["rollout_id"]: r["response"] for r in records} for records in (cut_records, whole_records)]
+    assert responses[0] == responses[1]
     # Every continuation repeats its rollout's prompt and image: a caching server bills them once.
     summary = json.loads((tmp_path / "full.jsonl.summary.json").read_text())
     requests = summary["requests"]
@@ -172,3 +182,41 @@ def test_hard_labels_never_claim_a_share():
     soft = fill_scores(list("abcdefg"), {2: StepCount(1, 4), 5: StepCount(0, 16)}, 5)
     assert soft[2]["score"] == 0.25 and not soft[2]["decided_early"]
     assert round_sizes(16, 4) == [4, 4, 4, 4] and round_sizes(10, 4) == [4, 4, 2] and round_sizes(3, 8) == [3]
+
+
+def test_the_cost_aware_split_finds_every_first_zero_for_less():
+    split = cost_aware_split(16, 4)
+    for n_steps in (2, 5, 8, 12):
+        cost = {"cost-aware": 0, "middle": 0}
+        for first_zero in range(n_steps):
+            for name, chosen in (("cost-aware", split), ("middle", midpoint)):
+                probed: list[int] = []
+
+                async def measure(step: int, probed=probed, first_zero=first_zero) -> StepCount:
+                    probed.append(step)
+                    return StepCount(0, 16) if step >= first_zero else StepCount(1, 4, decided_early=True)
+                found = asyncio.run(score_binary_search(measure, n_steps, False, chosen))[1]
+                assert found == first_zero and len(probed) <= max_probes(n_steps, chosen)
+                cost[name] += sum(16 if step >= first_zero else 4 for step in probed)
+        assert cost["cost-aware"] <= cost["middle"]
+    assert cost["cost-aware"] < cost["middle"]
+
+
+def test_without_n_adaptive_rounds_are_exhaustives_own_requests(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 4, images=1, shape="question")
+    journal = tmp_path / "shared.journal.jsonl"
+    full, adaptive = tmp_path / "full.jsonl", tmp_path / "adaptive.jsonl"
+    with run_emulator("--seed", "6", "--realism") as url:
+        first = run_script("rollout.py", *rollout_args(url, questions, full, "--no-n", "--cache_file", str(journal)))
+        reset_stats(url)
+        second = run_script("rollout.py", *rollout_args(url, questions, adaptive, "--no-n", "--mc-mode", "adaptive",
+                                                        "--cache_file", str(journal)))
+        assert get_stats(url)["requests"] == 0  # every round was already paid for by exhaustive
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    exhaustive = {r["rollout_id"]: r for r in read_jsonl(full)}
+    for record in read_jsonl(adaptive):
+        reference = exhaustive[record["rollout_id"]]["steps_with_score"]
+        for step, measured in zip(record["steps_with_score"], reference, strict=True):
+            if step["measured"]:  # its rounds are the first of exhaustive's samples
+                assert step["num_mc_total"] <= measured["num_mc_total"]
+                assert (step["num_mc_correct"] > 0) == (measured["num_mc_correct"] > 0)
