@@ -21,7 +21,7 @@ Binary search splits each range in the middle: its probes cost the same whatever
 adaptive probe does not: one that finds a success costs about a round, one that finds zero costs N.
 So adaptive splits where the expected cost of the rest of the search is least (`cost_aware_split`,
 first wrong step taken as equally likely anywhere in the range): earlier than the middle, where a
-probe is more likely to succeed cheaply. On the emulator's realism profile this paid 9% fewer
+probe is more likely to succeed cheaply. On the emulator's realism profile this paid 8-13% fewer
 continuation tokens than splitting in the middle, with the same answers (`bench/bench_mc.py`).
 """
 
