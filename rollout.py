@@ -15,7 +15,10 @@ this machine), `--port` (a local vLLM/SGLang server: continuations use `continue
 for many (`kind = "local"` for vLLM; `supports_n = false` for servers without `n`).
 
 Answers are read with `--answer-format` and checked with `--scoring-mode` (comma-separated; default:
-the modes `--dataset-name` implies, see accuracy_reward.py). Every input record needs a reference
+the modes `--dataset-name` implies, see accuracy_reward.py). `llm_judge` asks a judge endpoint
+whether an answer no rule accepted means the reference (`--judge_model`, `--judge-base-url`,
+`--judge-endpoints`, ...; default the generator's endpoint); verdicts are cached per answer and
+journaled. Every input record needs a reference
 answer (`answer`, `answers`, or a final assistant turn).
 
 Output: one line per rollout, keyed `rollout_id` = `<entry_id>:r<k>`, with every input field and
@@ -34,7 +37,8 @@ import argparse
 import sys
 
 from rollkit import cli
-from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
+from rollkit.answer_judge import endpoint_judge
+from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
 from rollkit.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -45,6 +49,8 @@ from rollkit.montecarlo import (
 )
 from rollkit.pipeline import dry_run, execute
 from rollkit.records import iter_inputs
+
+JUDGE_FLAGS = ("judge_base_url", "judge_endpoints", "judge_azure_endpoint")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,6 +81,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="per continuation, which only finishes a solution (default: --max-tokens)")
     cli.add_request_shape_flags(group)
     cli.add_endpoint_flags(parser)
+    judge = parser.add_argument_group("answer judge (scoring mode llm_judge)")
+    judge.add_argument("--judge_model", help="model that decides whether an answer means the reference "
+                                             "(default: --model_name); on Azure, its deployment")
+    judge.add_argument("--judge_port", type=int, help="local server for the judge on 127.0.0.1:PORT")
+    cli.add_endpoint_flags(parser, prefix="judge-")
     cli.add_run_flags(parser)
     args = parser.parse_args(argv)
     args.scoring_modes = resolve_modes(parser, args)
@@ -91,10 +102,20 @@ def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     unknown = [mode for mode in modes if mode not in scoring_modes()]
     if unknown or not modes:
         parser.error(f"unknown --scoring-mode {','.join(unknown)}; known: {', '.join(scoring_modes())}")
-    if ASYNC_MODES.intersection(modes):
-        # every continuation would need a judge call of its own: N times the steps per rollout
-        parser.error("llm_judge cannot score Monte-Carlo continuations; choose rule-based scoring modes")
     return modes
+
+
+def build_pools(args: argparse.Namespace) -> dict:
+    """The generator's endpoints, and the answer judge's when `llm_judge` is a scoring mode (its
+    own `--judge-*` flags, else the generator's endpoint with --judge_model)."""
+    pools = {"generator": cli.build_pool(args, args.model, args.port)}
+    if ASYNC_MODES.intersection(args.scoring_modes):
+        if any(getattr(args, flag) for flag in JUDGE_FLAGS):
+            pools["judge"] = cli.build_pool(args, args.judge_model, args.judge_port, prefix="judge-")
+        else:
+            shared = argparse.Namespace(**{**vars(args), "deployment": None if args.judge_model else args.deployment})
+            pools["judge"] = cli.build_pool(shared, args.judge_model or args.model, args.judge_port or args.port)
+    return pools
 
 
 def build_params(args: argparse.Namespace) -> RolloutParams:
@@ -113,10 +134,12 @@ async def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
         return 0
-    pools = {"generator": cli.build_pool(args, args.model, args.port)}
+    pools = build_pools(args)
 
     def make_process(clients):
         calls = SharedCalls(clients["generator"])
+        if "judge" in clients:
+            set_llm_judge(endpoint_judge(clients["judge"], args.judge_model or args.model))
 
         async def process(item, unit):
             return await run_rollout(calls, params, item.record, item.source, unit)

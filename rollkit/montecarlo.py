@@ -7,7 +7,8 @@ steps (`rollkit.steps`), scored, and written on its own, so a restart never redo
 - Generation: with `n`, the K rollouts of a question are the K choices of one request (the prompt
   and image are paid once); without, one request per rollout.
 - A step is scored from the prefix that ends with it: N continuations are sampled (one request with
-  `n=N`, or N requests), each answer is read with `parse_answer` and checked with `check_answer`.
+  `n=N`, or N requests), each answer is read with `parse_answer` and checked with
+  `check_answer_async` (`llm_judge` asks a judge endpoint when no rule matched, see answer_judge).
   A continuation is an assistant message holding the prefix, after a user turn that says to carry
   on; `Endpoint.shape_body` adds vLLM's `continue_final_message` for local servers.
 - Every body is deterministic (a `seed` derived from the entry id), so the request journal replays
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from .answers import check_answer, parse_answer
+from .answer_judge import JudgeFailed
+from .answers import check_answer_async, parse_answer
 from .client import ChatClient, ChatResult
 from .journal import request_key
 from .mc_search import (
@@ -218,23 +220,34 @@ class ProbeFailed(Exception):
         self.reason = reason
 
 
+async def answer_is_right(text: str, truth: list[str], params: RolloutParams, question: str | None) -> int:
+    """Whether a reply's answer is right by the scoring modes (may ask the answer judge)."""
+    return await check_answer_async(parse_answer(text, params.answer_format), truth, list(params.scoring_modes),
+                                    question=question)
+
+
 class StepScorer:
     """Measures the steps of one parsed rollout, tallying what every probe cost."""
 
     def __init__(self, calls: SharedCalls, params: RolloutParams, messages: list[dict], solution: Solution,
-                 eid: str, truth: list[str]) -> None:
+                 eid: str, truth: list[str], question: str | None = None) -> None:
         self.calls, self.params, self.messages = calls, params, messages
-        self.solution, self.eid, self.truth = solution, eid, truth
+        self.solution, self.eid, self.truth, self.question = solution, eid, truth, question
         self.tally = Tally()
 
-    def is_right(self, text: str) -> int:
-        return check_answer(parse_answer(text, self.params.answer_format), self.truth,
-                            list(self.params.scoring_modes))
+    async def is_right(self, text: str) -> int:
+        return await answer_is_right(text, self.truth, self.params, self.question)
+
+    async def count_right(self, texts: list[str]) -> int:
+        try:
+            return sum(await asyncio.gather(*(self.is_right(text) for text in texts)))
+        except JudgeFailed as exc:
+            raise ProbeFailed(exc.reason, str(exc)) from exc
 
     async def measure(self, step: int) -> StepCount:
         """Score the prefix that ends with `step` (0-based over perception + reasoning steps)."""
         texts = await self._sample(step, 0, self.params.num_mc)
-        return StepCount(sum(self.is_right(text) for text in texts), len(texts))
+        return StepCount(await self.count_right(texts), len(texts))
 
     async def measure_adaptive(self, step: int) -> StepCount:
         """The same prefix in rounds of `mc_round`, stopping at the first round with a success."""
@@ -243,7 +256,7 @@ class StepScorer:
         for number, size in enumerate(sizes):
             texts = await self._sample(step, first, size, allow_filtered=True)
             first += size
-            correct += sum(self.is_right(text) for text in texts)
+            correct += await self.count_right(texts)
             total += len(texts)
             if correct:
                 return StepCount(correct, total, decided_early=number < len(sizes) - 1)
@@ -328,16 +341,17 @@ async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, s
     if finish == "content_filter":
         return Outcome(error_reason="content_filter", message="rollout: the reply was filtered")
     predicted = parse_answer(text, params.answer_format)
-    correct = bool(check_answer(predicted, truth, list(params.scoring_modes)))
     solution = parse_solution(text)
     problem = parse_problem(solution, finish, params)
-    scorer = StepScorer(calls, params, messages, solution, eid, truth)
+    question = strip_image_tokens(question_text(record))
+    scorer = StepScorer(calls, params, messages, solution, eid, truth, question)
     steps: list[dict] = []
-    if problem is None:
-        try:
+    try:
+        correct = bool(await answer_is_right(text, truth, params, question))
+        if problem is None:
             steps = await score_steps(scorer, correct)
-        except ProbeFailed as exc:
-            return Outcome(error_reason=exc.reason, message=str(exc))
+    except (ProbeFailed, JudgeFailed) as exc:
+        return Outcome(error_reason=exc.reason, message=str(exc))
     usage = usage_share(result.usage, request.choice, params.num_rollouts if params.use_n else 1)
     usage = {name: value + getattr(scorer.tally, name) for name, value in usage.items()}
     return Outcome(record={

@@ -162,6 +162,7 @@ def test_sigkill_then_resume_replays_adaptive_rounds_without_paying_twice(tmp_pa
                                rollout_args(url, questions, crashed, *adaptive), f"{crashed}.journal.jsonl",
                                kills=2, seed=3, replies=(8, 40))
     assert run.finished.returncode == 0, run.finished.stderr
+    assert not read_jsonl(f"{clean}.errors.jsonl") and not read_jsonl(f"{crashed}.errors.jsonl")
     assert run.written_before_finish < 24, "the kills came too late to test anything"
     by_id = {r["rollout_id"]: r for r in read_jsonl(crashed)}
     assert by_id == {r["rollout_id"]: r for r in read_jsonl(clean)} and len(by_id) == 24
@@ -220,3 +221,31 @@ def test_without_n_adaptive_rounds_are_exhaustives_own_requests(tmp_path):
             if step["measured"]:  # its rounds are the first of exhaustive's samples
                 assert step["num_mc_total"] <= measured["num_mc_total"]
                 assert (step["num_mc_correct"] > 0) == (measured["num_mc_correct"] > 0)
+
+
+def test_llm_judge_scores_continuations_through_a_judge_endpoint_cached_and_journaled(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 3, images=1, shape="question")
+    ruled, judged = tmp_path / "ruled.jsonl", tmp_path / "judged.jsonl"
+    with run_emulator("--seed", "2", "--realism") as url, run_emulator("--judge-garbage", "0") as judge_url:
+        rules = run_script("rollout.py", *rollout_args(url, questions, ruled, "--mc-mode", "adaptive"))
+        judge_flags = ("--mc-mode", "adaptive", "--scoring-mode", "llm_judge", "--judge-base-url", f"{judge_url}/v1",
+                       "--judge_model", "judge")
+        first = run_script("rollout.py", *rollout_args(url, questions, judged, *judge_flags))
+        asked = get_stats(judge_url)["requests"]
+        reset_stats(judge_url)
+        again = run_script("rollout.py", *rollout_args(url, questions, tmp_path / "again.jsonl", *judge_flags,
+                                                       "--cache_file", f"{judged}.journal.jsonl"))
+        asked_again = get_stats(judge_url)["requests"]
+    assert rules.returncode == first.returncode == again.returncode == 0, first.stderr + again.stderr
+    by_rule = {r["rollout_id"]: r["steps_with_score"] for r in read_jsonl(ruled)}
+    by_judge = {r["rollout_id"]: r["steps_with_score"] for r in read_jsonl(judged)}
+    assert by_judge == by_rule  # the emulator's answers are the truth or a wrong number: the judge agrees
+    # Only answers no rule accepted go to the judge, once per distinct (answer, reference) pair.
+    wrong = {(r["entry_id"], r["predicted_answer"]) for r in read_jsonl(judged) if not r["is_correct"]}
+    assert 0 < asked and len(wrong) <= asked
+    wrong_continuations = sum(s["num_mc_total"] - s["num_mc_correct"] for steps in by_judge.values() for s in steps)
+    assert asked <= 5 * 3 < wrong_continuations  # the emulator's wrong answers: 5 per question at most
+    journal = read_jsonl(f"{judged}.journal.jsonl")
+    judge_entries = [e for e in journal if e["response"]["model"] == "emulator/judge"]
+    assert len(judge_entries) == asked
+    assert asked_again == 0  # replayed from the journal

@@ -7,6 +7,8 @@ the body, as clients send per sample, gets a different one.
 
 A request is classified by the text of its messages (all text parts, concatenated):
 
+0. **equivalence**: the text contains "<same>" -> `<same>yes</same>` when the candidate answer
+   equals the reference, else `<same>no</same>` (see `judging.py`);
 1. **scoring**: the text contains "scale from 0 to 10" -> a judge score (see `judging.py`);
 2. **verification**: the text contains "<conclusion>" -> a step-wise verdict with `<analysis_i>`
    blocks and `<conclusion>Correct/Incorrect</conclusion>` (see `judging.py`);
@@ -57,6 +59,7 @@ __all__ = ["Policy", "PolicySettings", "classify", "first_wrong_step", "is_bad_s
            "truth_for_question"]
 
 SCORING_PHRASE = "scale from 0 to 10"
+EQUIVALENCE_TAG = "<same>"
 VERIFICATION_TAG = "<conclusion>"
 
 
@@ -105,8 +108,10 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
 
 
 def classify(prompt: Prompt) -> str:
-    """One of "scoring", "verification", "continuation", "generation"."""
+    """One of "equivalence", "scoring", "verification", "continuation", "generation"."""
     lowered = prompt.prompt_text.lower()
+    if EQUIVALENCE_TAG in lowered:
+        return "equivalence"
     if SCORING_PHRASE in lowered:
         return "scoring"
     if VERIFICATION_TAG in lowered:
@@ -141,6 +146,8 @@ class Policy:
 
     def _one(self, kind: str, prompt: Prompt, rng: random.Random) -> str:
         s = self.settings
+        if kind == "equivalence":
+            return judging.equivalence_reply(rng, prompt.prompt_text, s.judge_garbage)
         if kind == "scoring":
             return judging.score_reply(rng, prompt.prompt_text, s.judge_garbage)
         if kind == "verification":
