@@ -26,7 +26,10 @@ Output: one line per rollout, keyed `rollout_id` = `<entry_id>:r<k>`, with every
 `decided_early`), `score_kind` (`share`: each score is the share of continuations that reached the
 answer; `label`: --mc-mode adaptive's hard 1.0/0.0 labels), `first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
 `parsing_failed` and `parsing_failed_reason`, `predicted_answer`, `is_correct`, `model`, `usage`
-(this rollout's share of every token it cost) and `mc_usage` (the continuations alone).
+(this rollout's share of every token it cost), `mc_usage` (the continuations alone) and `prompt`
+(the rollout's rendered prompt text, each template's source and sha256, `max_image_side`: with the
+record's images that rebuilds the messages sent). `--prompt-file rollout=my_prompt.txt` and
+`--prompt-file rollout_continue=...` replace the bundled templates.
 Refusals and failures go to `<output>.errors.jsonl` with their reason. Every reply is journaled in
 `--cache_file` (default `<output>.journal.jsonl`): after a crash, run the same command again.
 """
@@ -35,12 +38,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rollkit import cli
 from rollkit.answer_judge import endpoint_judge
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
 from rollkit.montecarlo import (
     MC_MODES,
+    TEMPLATE_NAMES,
     RolloutParams,
     SharedCalls,
     dry_run_bodies,
@@ -77,6 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--max-reasoning-steps", type=int, default=10, help="the same for [Reasoning] (default: 10)")
     group.add_argument("--temperature", type=float, default=1.0, help="for rollouts and continuations")
     group.add_argument("--max-tokens", type=int, default=2048, help="per rollout (default: 2048)")
+    group.add_argument("--prompt-file", action="append", default=[], metavar="NAME=PATH",
+                       help="use PATH instead of the bundled template NAME (rollout or rollout_continue); "
+                            "repeat for both")
     group.add_argument("--mc-max-tokens", type=int,
                        help="per continuation, which only finishes a solution (default: --max-tokens)")
     cli.add_request_shape_flags(group)
@@ -89,6 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cli.add_run_flags(parser)
     args = parser.parse_args(argv)
     args.scoring_modes = resolve_modes(parser, args)
+    args.templates = read_prompt_files(parser, args.prompt_file)
     for name in ("num_rollouts", "num_mc", "max_perception_steps", "max_reasoning_steps", "max_tokens", "mc_round",
                  "mc_max_tokens"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -103,6 +112,24 @@ def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if unknown or not modes:
         parser.error(f"unknown --scoring-mode {','.join(unknown)}; known: {', '.join(scoring_modes())}")
     return modes
+
+
+def read_prompt_files(parser: argparse.ArgumentParser, given: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """(name, text, path) for each --prompt-file NAME=PATH, checked before anything is sent."""
+    templates = []
+    for item in given:
+        name, _, path = item.partition("=")
+        if name not in TEMPLATE_NAMES or not path:
+            parser.error(f"--prompt-file {item}: expected NAME=PATH with NAME one of {', '.join(TEMPLATE_NAMES)}")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--prompt-file {item}: cannot read {path} ({exc})")
+        needed = {"{{question}}"} if name == "rollout" else set()
+        if not text.strip() or any(mark not in text for mark in needed):
+            parser.error(f"--prompt-file {item}: {path} is empty or has no {{{{question}}}} placeholder")
+        templates.append((name, text, str(Path(path).resolve())))
+    return tuple(templates)
 
 
 def build_pools(args: argparse.Namespace) -> dict:
@@ -125,7 +152,7 @@ def build_params(args: argparse.Namespace) -> RolloutParams:
         answer_format=args.answer_format, scoring_modes=tuple(args.scoring_modes),
         max_perception_steps=args.max_perception_steps, max_reasoning_steps=args.max_reasoning_steps,
         temperature=args.temperature, max_tokens=args.max_tokens, use_n=cli.endpoints_take_n(args),
-        seeded=not args.no_seed, max_image_side=args.max_image_side)
+        seeded=not args.no_seed, max_image_side=args.max_image_side, templates=args.templates)
 
 
 async def main(args: argparse.Namespace) -> int:

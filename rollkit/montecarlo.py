@@ -23,8 +23,10 @@ steps (`rollkit.steps`), scored, and written on its own, so a restart never redo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import NamedTuple
 
 from .answer_judge import JudgeFailed
@@ -45,7 +47,7 @@ from .mc_search import (
     score_exhaustive,
 )
 from .messages import image_parts, question_text, reference_answers, strip_image_tokens
-from .prompts import render
+from .prompts import load_template, render_text
 from .rejection import sample_seed
 from .stage import Outcome
 from .steps import Solution, parse_solution, text_prefix
@@ -71,6 +73,8 @@ class RolloutParams:
     use_n: bool = True
     seeded: bool = True
     max_image_side: int | None = None
+    # (name, text, source) of templates given with --prompt-file; the others are rollkit/prompts/ files
+    templates: tuple[tuple[str, str, str], ...] = ()
 
 
 class Request(NamedTuple):
@@ -96,22 +100,48 @@ def rollout_units(num_rollouts: int) -> Callable[[str], list[str]]:
 # ---------------------------------------------------------------- request bodies
 
 
+TEMPLATE_NAMES = ("rollout", "rollout_continue")
+
+
+def template(params: RolloutParams, name: str) -> tuple[str, str]:
+    """(text, source) of template `name`: the user's --prompt-file, else the bundled file."""
+    given = next(((text, origin) for key, text, origin in params.templates if key == name), None)
+    return given or (load_template(name), f"rollkit/prompts/{name}.txt")
+
+
+@cache
+def templates_used(params: RolloutParams) -> dict:
+    """What an output records of its prompts: each template's source and sha256, so a training set
+    can name the exact text it was made with (the rollout's rendered text is kept as well)."""
+    used = {}
+    for name in TEMPLATE_NAMES:
+        text, origin = template(params, name)
+        used[name] = {"source": origin, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    return used
+
+
+def rollout_prompt(record: dict, params: RolloutParams) -> str:
+    question = strip_image_tokens(question_text(record))
+    return render_text(template(params, "rollout")[0], "rollout", question=question,
+                       max_perception_steps=str(params.max_perception_steps),
+                       max_reasoning_steps=str(params.max_reasoning_steps))
+
+
 def rollout_messages(record: dict, source: str, params: RolloutParams) -> list[dict]:
     """The structured-solution prompt with the question, and the images as data URLs."""
-    question = strip_image_tokens(question_text(record))
-    prompt = render("rollout", question=question, max_perception_steps=str(params.max_perception_steps),
-                    max_reasoning_steps=str(params.max_reasoning_steps))
+    prompt = rollout_prompt(record, params)
     images = image_parts(record, source, params.max_image_side)
     return [{"role": "user", "content": [{"type": "text", "text": prompt}, *images]}]
 
 
-def continuation_messages(messages: list[dict], prefix: str) -> list[dict]:
+def continuation_messages(messages: list[dict], prefix: str, instruction: str | None = None) -> list[dict]:
     """The rollout prompt, an instruction to carry on, and the prefix as the assistant's own words.
 
     The instruction comes after the image, so the prompt and image stay a common prefix of every
     request about this question (servers that cache prompt prefixes bill them once)."""
     user = messages[-1]
-    content = [*user["content"], {"type": "text", "text": render("rollout_continue").strip()}]
+    text = (instruction if instruction is not None else load_template("rollout_continue")).strip()
+    content = [*user["content"], {"type": "text", "text": text}]
     return [*messages[:-1], {**user, "content": content}, {"role": "assistant", "content": prefix}]
 
 
@@ -148,7 +178,8 @@ def probe_requests(messages: list[dict], prefix: str, eid: str, params: RolloutP
 
 
 def continuation_body(messages: list[dict], prefix: str, params: RolloutParams) -> dict:
-    return _base_body(continuation_messages(messages, prefix), params, params.mc_max_tokens)
+    instruction = render_text(template(params, "rollout_continue")[0], "rollout_continue")
+    return _base_body(continuation_messages(messages, prefix, instruction), params, params.mc_max_tokens)
 
 
 def round_requests(messages: list[dict], prefix: str, eid: str, params: RolloutParams, first: int,
@@ -360,6 +391,8 @@ async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, s
         "predicted_answer": predicted, "is_correct": correct, "mc_mode": params.mc_mode, "num_mc": params.num_mc,
         "score_kind": "label" if params.mc_mode in HARD_LABEL_MODES else "share",
         "model": result.model or params.model, "usage": usage, "mc_usage": asdict(scorer.tally),
+        "prompt": {"text": messages[-1]["content"][0]["text"], "templates": templates_used(params),
+                   "max_image_side": params.max_image_side},
     })
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 
@@ -12,6 +13,7 @@ from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.policy import Policy, PolicySettings, first_wrong_step, read_prompt
 from rollkit.emulator.steps_text import is_bad_step, parse_steps
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
+from rollkit.journal import request_key
 from rollkit.mc_search import (
     StepCount,
     cost_aware_split,
@@ -21,6 +23,8 @@ from rollkit.mc_search import (
     round_sizes,
     score_binary_search,
 )
+from rollkit.rejection import sample_seed
+from rollkit.steps import parse_solution, text_prefix
 
 
 def rollout_args(url: str, questions, output, *extra: str) -> list[str]:
@@ -249,3 +253,36 @@ def test_llm_judge_scores_continuations_through_a_judge_endpoint_cached_and_jour
     judge_entries = [e for e in journal if e["response"]["model"] == "emulator/judge"]
     assert len(judge_entries) == asked
     assert asked_again == 0  # replayed from the journal
+
+
+def test_prompt_files_replace_the_templates_and_records_rebuild_the_exact_requests(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 2, shape="question")
+    rollout_file, continue_file = tmp_path / "mine.txt", tmp_path / "go_on.txt"
+    rollout_file.write_text("Solve this in steps, at most {{max_reasoning_steps}} of reasoning.\n"
+                            "<question>\n{{question}}\n</question>\n", encoding="utf-8")
+    continue_file.write_text("Keep going from where your reply stops.\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    with run_emulator("--seed", "3") as url:
+        done = run_script("rollout.py", *rollout_args(url, questions, out, "--prompt-file", f"rollout={rollout_file}",
+                                                      "--prompt-file", f"rollout_continue={continue_file}"))
+        refused = run_script("rollout.py", *rollout_args(url, questions, tmp_path / "x.jsonl", "--prompt-file",
+                                                         f"rollout={continue_file}"))
+    assert done.returncode == 0, done.stderr
+    assert refused.returncode == 2 and "{{question}}" in refused.stderr
+    journal = {e["key"] for e in read_jsonl(f"{out}.journal.jsonl")}
+    for record in read_jsonl(out):
+        prompt = record["prompt"]
+        assert prompt["text"].startswith("Solve this in steps, at most 10 of reasoning.")
+        for name, path in (("rollout", rollout_file), ("rollout_continue", continue_file)):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            assert prompt["templates"][name] == {"source": str(path.resolve()), "sha256": digest}
+        # The record holds enough to rebuild, byte for byte, the requests that were paid for.
+        user = {"role": "user", "content": [{"type": "text", "text": prompt["text"]}]}
+        base = {"model": "policy", "temperature": 1.0, "max_tokens": 2048}
+        generation = {**base, "messages": [user], "n": 2, "seed": sample_seed(record["entry_id"], "rollout")}
+        assert request_key(generation) in journal
+        prefix = text_prefix(parse_solution(record["response"]), 1)
+        continued = {**user, "content": [*user["content"], {"type": "text", "text": continue_file.read_text().strip()}]}
+        probe = {**base, "messages": [continued, {"role": "assistant", "content": prefix}], "n": 8,
+                 "seed": sample_seed(record["entry_id"], "mc")}
+        assert request_key(probe) in journal

@@ -20,7 +20,11 @@ def load_template(name: str) -> str:
 
 
 def render(name: str, **values: str) -> str:
-    template = load_template(name)
+    return render_text(load_template(name), name, **values)
+
+
+def render_text(template: str, name: str, **values: str) -> str:
+    """`render` for a template given as text (a user's `--prompt-file`); `name` is for messages."""
     missing = set(_PLACEHOLDER.findall(template)) - set(values)
     if missing:
         raise KeyError(f"template {name} needs {sorted(missing)}")
