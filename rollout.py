@@ -45,7 +45,6 @@ from rollkit.answer_judge import endpoint_judge
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
 from rollkit.montecarlo import (
     MC_MODES,
-    TEMPLATE_NAMES,
     RolloutParams,
     SharedCalls,
     dry_run_bodies,
@@ -54,6 +53,7 @@ from rollkit.montecarlo import (
 )
 from rollkit.pipeline import dry_run, execute
 from rollkit.records import iter_inputs
+from rollkit.rollout_templates import TEMPLATE_NAMES
 
 JUDGE_FLAGS = ("judge_base_url", "judge_endpoints", "judge_azure_endpoint")
 

@@ -23,10 +23,8 @@ steps (`rollkit.steps`), scored, and written on its own, so a restart never redo
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from functools import cache
 from typing import NamedTuple
 
 from .answer_judge import JudgeFailed
@@ -49,6 +47,7 @@ from .mc_search import (
 from .messages import image_parts, question_text, reference_answers, strip_image_tokens
 from .prompts import load_template, render_text
 from .rejection import sample_seed
+from .rollout_templates import rollout_prompt, template, templates_used
 from .stage import Outcome
 from .steps import Solution, parse_solution, text_prefix
 
@@ -98,33 +97,6 @@ def rollout_units(num_rollouts: int) -> Callable[[str], list[str]]:
 
 
 # ---------------------------------------------------------------- request bodies
-
-
-TEMPLATE_NAMES = ("rollout", "rollout_continue")
-
-
-def template(params: RolloutParams, name: str) -> tuple[str, str]:
-    """(text, source) of template `name`: the user's --prompt-file, else the bundled file."""
-    given = next(((text, origin) for key, text, origin in params.templates if key == name), None)
-    return given or (load_template(name), f"rollkit/prompts/{name}.txt")
-
-
-@cache
-def templates_used(params: RolloutParams) -> dict:
-    """What an output records of its prompts: each template's source and sha256, so a training set
-    can name the exact text it was made with (the rollout's rendered text is kept as well)."""
-    used = {}
-    for name in TEMPLATE_NAMES:
-        text, origin = template(params, name)
-        used[name] = {"source": origin, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    return used
-
-
-def rollout_prompt(record: dict, params: RolloutParams) -> str:
-    question = strip_image_tokens(question_text(record))
-    return render_text(template(params, "rollout")[0], "rollout", question=question,
-                       max_perception_steps=str(params.max_perception_steps),
-                       max_reasoning_steps=str(params.max_reasoning_steps))
 
 
 def rollout_messages(record: dict, source: str, params: RolloutParams) -> list[dict]:
