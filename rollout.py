@@ -15,14 +15,21 @@ this machine), `--port` (a local vLLM/SGLang server: continuations use `continue
 for many (`kind = "local"` for vLLM; `supports_n = false` for servers without `n`).
 
 Answers are read with `--answer-format` and checked with `--scoring-mode` (comma-separated; default:
-the modes `--dataset-name` implies, see accuracy_reward.py). Every input record needs a reference
+the modes `--dataset-name` implies, see accuracy_reward.py). `llm_judge` asks a judge endpoint
+whether an answer no rule accepted means the reference (`--judge_model`, `--judge-base-url`,
+`--judge-endpoints`, ...; default the generator's endpoint); verdicts are cached per answer and
+journaled. Every input record needs a reference
 answer (`answer`, `answers`, or a final assistant turn).
 
 Output: one line per rollout, keyed `rollout_id` = `<entry_id>:r<k>`, with every input field and
-`response`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`, `measured`),
-`first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
+`response`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`, `measured`,
+`decided_early`), `score_kind` (`share`: each score is the share of continuations that reached the
+answer; `label`: --mc-mode adaptive's hard 1.0/0.0 labels), `first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
 `parsing_failed` and `parsing_failed_reason`, `predicted_answer`, `is_correct`, `model`, `usage`
-(this rollout's share of every token it cost) and `mc_usage` (the continuations alone).
+(this rollout's share of every token it cost), `mc_usage` (the continuations alone) and `prompt`
+(the rollout's rendered prompt text, each template's source and sha256, `max_image_side`: with the
+record's images that rebuilds the messages sent). `--prompt-file rollout=my_prompt.txt` and
+`--prompt-file rollout_continue=...` replace the bundled templates.
 Refusals and failures go to `<output>.errors.jsonl` with their reason. Every reply is journaled in
 `--cache_file` (default `<output>.journal.jsonl`): after a crash, run the same command again.
 """
@@ -31,9 +38,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rollkit import cli
-from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
+from rollkit.answer_judge import endpoint_judge
+from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
 from rollkit.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -44,6 +53,9 @@ from rollkit.montecarlo import (
 )
 from rollkit.pipeline import dry_run, execute
 from rollkit.records import iter_inputs
+from rollkit.rollout_templates import TEMPLATE_NAMES
+
+JUDGE_FLAGS = ("judge_base_url", "judge_endpoints", "judge_azure_endpoint")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,19 +72,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--num-rollouts", type=int, default=4, help="K rollouts per question (default: 4)")
     group.add_argument("--num-mc", type=int, default=16, help="N continuations per scored step (default: 16)")
     group.add_argument("--mc-mode", choices=MC_MODES, default="exhaustive",
-                       help="score every step, or find the first zero-score step in O(log steps) probes")
+                       help="exhaustive: every step (soft scores); binary-search: the first zero-score step in "
+                            "O(log steps) probes (soft scores where measured); adaptive: the same search, each "
+                            "probe in rounds that stop at the first success (hard 1/0 labels)")
+    group.add_argument("--mc-round", type=int, default=4,
+                       help="adaptive: continuations per round, one request with n (default: 4)")
     group.add_argument("--max-perception-steps", type=int, default=10,
                        help="asked of the model; a rollout with more is recorded unscored (default: 10)")
     group.add_argument("--max-reasoning-steps", type=int, default=10, help="the same for [Reasoning] (default: 10)")
     group.add_argument("--temperature", type=float, default=1.0, help="for rollouts and continuations")
-    group.add_argument("--max-tokens", type=int, default=2048, help="per rollout and per continuation")
+    group.add_argument("--max-tokens", type=int, default=2048, help="per rollout (default: 2048)")
+    group.add_argument("--prompt-file", action="append", default=[], metavar="NAME=PATH",
+                       help="use PATH instead of the bundled template NAME (rollout or rollout_continue); "
+                            "repeat for both")
+    group.add_argument("--mc-max-tokens", type=int,
+                       help="per continuation, which only finishes a solution (default: --max-tokens)")
     cli.add_request_shape_flags(group)
     cli.add_endpoint_flags(parser)
+    judge = parser.add_argument_group("answer judge (scoring mode llm_judge)")
+    judge.add_argument("--judge_model", help="model that decides whether an answer means the reference "
+                                             "(default: --model_name); on Azure, its deployment")
+    judge.add_argument("--judge_port", type=int, help="local server for the judge on 127.0.0.1:PORT")
+    cli.add_endpoint_flags(parser, prefix="judge-")
     cli.add_run_flags(parser)
     args = parser.parse_args(argv)
     args.scoring_modes = resolve_modes(parser, args)
-    for name in ("num_rollouts", "num_mc", "max_perception_steps", "max_reasoning_steps", "max_tokens"):
-        if getattr(args, name) < 1:
+    args.templates = read_prompt_files(parser, args.prompt_file)
+    for name in ("num_rollouts", "num_mc", "max_perception_steps", "max_reasoning_steps", "max_tokens", "mc_round",
+                 "mc_max_tokens"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
@@ -83,19 +111,48 @@ def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     unknown = [mode for mode in modes if mode not in scoring_modes()]
     if unknown or not modes:
         parser.error(f"unknown --scoring-mode {','.join(unknown)}; known: {', '.join(scoring_modes())}")
-    if ASYNC_MODES.intersection(modes):
-        # every continuation would need a judge call of its own: N times the steps per rollout
-        parser.error("llm_judge cannot score Monte-Carlo continuations; choose rule-based scoring modes")
     return modes
+
+
+def read_prompt_files(parser: argparse.ArgumentParser, given: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """(name, text, path) for each --prompt-file NAME=PATH, checked before anything is sent."""
+    templates = []
+    for item in given:
+        name, _, path = item.partition("=")
+        if name not in TEMPLATE_NAMES or not path:
+            parser.error(f"--prompt-file {item}: expected NAME=PATH with NAME one of {', '.join(TEMPLATE_NAMES)}")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--prompt-file {item}: cannot read {path} ({exc})")
+        needed = {"{{question}}"} if name == "rollout" else set()
+        if not text.strip() or any(mark not in text for mark in needed):
+            parser.error(f"--prompt-file {item}: {path} is empty or has no {{{{question}}}} placeholder")
+        templates.append((name, text, str(Path(path).resolve())))
+    return tuple(templates)
+
+
+def build_pools(args: argparse.Namespace) -> dict:
+    """The generator's endpoints, and the answer judge's when `llm_judge` is a scoring mode (its
+    own `--judge-*` flags, else the generator's endpoint with --judge_model)."""
+    pools = {"generator": cli.build_pool(args, args.model, args.port)}
+    if ASYNC_MODES.intersection(args.scoring_modes):
+        if any(getattr(args, flag) for flag in JUDGE_FLAGS):
+            pools["judge"] = cli.build_pool(args, args.judge_model, args.judge_port, prefix="judge-")
+        else:
+            shared = argparse.Namespace(**{**vars(args), "deployment": None if args.judge_model else args.deployment})
+            pools["judge"] = cli.build_pool(shared, args.judge_model or args.model, args.judge_port or args.port)
+    return pools
 
 
 def build_params(args: argparse.Namespace) -> RolloutParams:
     return RolloutParams(
         model=args.model, num_rollouts=args.num_rollouts, num_mc=args.num_mc, mc_mode=args.mc_mode,
+        mc_round=args.mc_round, mc_max_tokens=args.mc_max_tokens,
         answer_format=args.answer_format, scoring_modes=tuple(args.scoring_modes),
         max_perception_steps=args.max_perception_steps, max_reasoning_steps=args.max_reasoning_steps,
         temperature=args.temperature, max_tokens=args.max_tokens, use_n=cli.endpoints_take_n(args),
-        seeded=not args.no_seed, max_image_side=args.max_image_side)
+        seeded=not args.no_seed, max_image_side=args.max_image_side, templates=args.templates)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -104,10 +161,12 @@ async def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
         return 0
-    pools = {"generator": cli.build_pool(args, args.model, args.port)}
+    pools = build_pools(args)
 
     def make_process(clients):
         calls = SharedCalls(clients["generator"])
+        if "judge" in clients:
+            set_llm_judge(endpoint_judge(clients["judge"], args.judge_model or args.model))
 
         async def process(item, unit):
             return await run_rollout(calls, params, item.record, item.source, unit)

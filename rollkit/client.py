@@ -98,6 +98,7 @@ class RequestStats:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the server says it served from its prefix cache
 
 
 def result_from_response(data: dict, replayed: bool = False, per_choice: bool = False) -> ChatResult:
@@ -318,5 +319,6 @@ class ChatClient:
         prompt = int(usage.get("prompt_tokens") or 0)
         self.stats.prompt_tokens += prompt
         self.stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        self.stats.cached_tokens += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         if prompt:
             state.pacer.on_usage(cost - completion_allowance(body), prompt, has_meter)

@@ -7,37 +7,52 @@ steps (`rollkit.steps`), scored, and written on its own, so a restart never redo
 - Generation: with `n`, the K rollouts of a question are the K choices of one request (the prompt
   and image are paid once); without, one request per rollout.
 - A step is scored from the prefix that ends with it: N continuations are sampled (one request with
-  `n=N`, or N requests), each answer is read with `parse_answer` and checked with `check_answer`.
+  `n=N`, or N requests), each answer is read with `parse_answer` and checked with
+  `check_answer_async` (`llm_judge` asks a judge endpoint when no rule matched, see answer_judge).
   A continuation is an assistant message holding the prefix, after a user turn that says to carry
   on; `Endpoint.shape_body` adds vLLM's `continue_final_message` for local servers.
 - Every body is deterministic (a `seed` derived from the entry id), so the request journal replays
   a restarted run exactly. Identical requests in flight at once are sent once (`SharedCalls`).
-- `exhaustive` measures every step. `binary-search` finds the first step whose score is zero with
-  O(log steps) probes, as OmegaPRM does: a rollout that reached the right answer needs no probe
-  (each of its prefixes led to the answer at least once), and a wrong one is known to fail from its
-  full prefix, so the search runs over the steps before its last. Unmeasured steps are filled in
-  (`measured: false`): 0.0 from the first zero on, else the score of the next measured step (1.0 when
-  nothing after them was measured).
+- Which steps are measured, and how the others are filled in, is `rollkit.mc_search`'s concern
+  (`exhaustive`, `binary-search`, `adaptive`). An adaptive probe asks for `--mc-round` continuations
+  at a time (one request with `n`), each round its own seed, so a restarted run replays every round
+  it paid for from the journal; without `n` its samples are exhaustive's own, one request each.
+- Continuations may be shorter than rollouts (`mc_max_tokens`): they only finish the solution.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from .answers import check_answer, parse_answer
+from .answer_judge import JudgeFailed
+from .answers import check_answer_async, parse_answer
 from .client import ChatClient, ChatResult
 from .journal import request_key
+from .mc_search import (
+    HARD_LABEL_MODES,
+    MC_MODES,
+    StepCount,
+    cost_aware_split,
+    fill_scores,
+    first_zero_step,
+    max_probes,
+    midpoint,
+    round_sizes,
+    score_binary_search,
+    score_exhaustive,
+)
 from .messages import image_parts, question_text, reference_answers, strip_image_tokens
-from .prompts import render
+from .prompts import fill, load_template
 from .rejection import sample_seed
+from .rollout_templates import rollout_prompt, template, templates_used
 from .stage import Outcome
-from .steps import Solution, parse_solution, step_prefix
+from .steps import Solution, parse_solution, text_prefix
 
-MC_MODES = ("exhaustive", "binary-search")
+__all__ = ["MC_MODES", "RolloutParams", "SharedCalls", "StepCount", "StepScorer", "dry_run_bodies", "fill_scores",
+           "first_zero_step", "rollout_units", "run_rollout", "score_binary_search", "score_exhaustive"]
 
 
 @dataclass(frozen=True)
@@ -46,15 +61,19 @@ class RolloutParams:
     num_rollouts: int = 4
     num_mc: int = 16
     mc_mode: str = "exhaustive"
+    mc_round: int = 4  # adaptive: continuations per round
     answer_format: str = "correct_answer"
     scoring_modes: tuple[str, ...] = ("vqa_score",)
     max_perception_steps: int = 10
     max_reasoning_steps: int = 10
     temperature: float = 1.0
     max_tokens: int = 2048
+    mc_max_tokens: int | None = None  # per continuation; None: max_tokens
     use_n: bool = True
     seeded: bool = True
     max_image_side: int | None = None
+    # (name, text, source) of templates given with --prompt-file; the others are rollkit/prompts/ files
+    templates: tuple[tuple[str, str, str], ...] = ()
 
 
 class Request(NamedTuple):
@@ -82,37 +101,37 @@ def rollout_units(num_rollouts: int) -> Callable[[str], list[str]]:
 
 def rollout_messages(record: dict, source: str, params: RolloutParams) -> list[dict]:
     """The structured-solution prompt with the question, and the images as data URLs."""
-    question = strip_image_tokens(question_text(record))
-    prompt = render("rollout", question=question, max_perception_steps=str(params.max_perception_steps),
-                    max_reasoning_steps=str(params.max_reasoning_steps))
+    prompt = rollout_prompt(record, params)
     images = image_parts(record, source, params.max_image_side)
     return [{"role": "user", "content": [{"type": "text", "text": prompt}, *images]}]
 
 
-def continuation_messages(messages: list[dict], prefix: str) -> list[dict]:
+def continuation_messages(messages: list[dict], prefix: str, instruction: str | None = None) -> list[dict]:
     """The rollout prompt, an instruction to carry on, and the prefix as the assistant's own words.
 
     The instruction comes after the image, so the prompt and image stay a common prefix of every
     request about this question (servers that cache prompt prefixes bill them once)."""
     user = messages[-1]
-    content = [*user["content"], {"type": "text", "text": render("rollout_continue").strip()}]
+    text = (instruction if instruction is not None else load_template("rollout_continue")).strip()
+    content = [*user["content"], {"type": "text", "text": text}]
     return [*messages[:-1], {**user, "content": content}, {"role": "assistant", "content": prefix}]
 
 
-def _base_body(messages: list[dict], params: RolloutParams) -> dict:
+def _base_body(messages: list[dict], params: RolloutParams, max_tokens: int | None = None) -> dict:
     return {"model": params.model, "messages": messages, "temperature": params.temperature,
-            "max_tokens": params.max_tokens}
+            "max_tokens": max_tokens or params.max_tokens}
 
 
-def _sampled(base: dict, count: int, eid: str, label: str, params: RolloutParams) -> list[Request]:
-    """`count` samples of one request: one body with `n`, or `count` bodies with their own seeds."""
+def _sampled(base: dict, count: int, eid: str, label: str, params: RolloutParams, first: int = 0) -> list[Request]:
+    """`count` samples of one request: one body with `n`, or `count` bodies with their own seeds
+    (samples `first .. first+count-1` of the label)."""
     if params.use_n:
         body = {**base, "n": count}
         if params.seeded:
             body["seed"] = sample_seed(eid, label)
         return [Request(body, 0, choice) for choice in range(count)]
     requests = []
-    for index in range(count):
+    for index in range(first, first + count):
         body = dict(base)
         if params.seeded:
             body["seed"] = sample_seed(eid, f"{label}{index}")
@@ -127,8 +146,22 @@ def generation_request(messages: list[dict], eid: str, k: int, params: RolloutPa
 def probe_requests(messages: list[dict], prefix: str, eid: str, params: RolloutParams) -> list[Request]:
     """The requests for the N continuations of one prefix. Seeds depend on the entry, not the
     rollout: two rollouts that share a prefix send the same bodies, and pay for them once."""
-    requests = _sampled(_base_body(continuation_messages(messages, prefix), params), params.num_mc, eid,
-                        "mc", params)
+    return round_requests(messages, prefix, eid, params, 0, params.num_mc)
+
+
+def continuation_body(messages: list[dict], prefix: str, params: RolloutParams) -> dict:
+    instruction = fill(template(params, "rollout_continue")[0], "rollout_continue")
+    return _base_body(continuation_messages(messages, prefix, instruction), params, params.mc_max_tokens)
+
+
+def round_requests(messages: list[dict], prefix: str, eid: str, params: RolloutParams, first: int,
+                   size: int) -> list[Request]:
+    """Continuations `first .. first+size-1` of one prefix. With `n`, a round is one request with
+    its own seed (a whole probe is the seed's "mc" request, shared with the other modes); without,
+    the samples are the same separate requests whatever the mode."""
+    whole = first == 0 and size == params.num_mc
+    label = "mc" if whole or not params.use_n else f"mc@{first}"  # without n, the sample index tells them apart
+    requests = _sampled(continuation_body(messages, prefix, params), size, eid, label, params, first)
     return requests[:1] if params.use_n else requests
 
 
@@ -184,39 +217,60 @@ def usage_share(usage: dict | None, index: int, parts: int) -> dict:
 # ---------------------------------------------------------------- scoring
 
 
-@dataclass(frozen=True)
-class StepCount:
-    correct: int
-    total: int
-
-    @property
-    def score(self) -> float:
-        return self.correct / self.total
-
-
 class ProbeFailed(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
 
 
+async def answer_is_right(text: str, truth: list[str], params: RolloutParams, question: str | None) -> int:
+    """Whether a reply's answer is right by the scoring modes (may ask the answer judge)."""
+    return await check_answer_async(parse_answer(text, params.answer_format), truth, list(params.scoring_modes),
+                                    question=question)
+
+
 class StepScorer:
     """Measures the steps of one parsed rollout, tallying what every probe cost."""
 
     def __init__(self, calls: SharedCalls, params: RolloutParams, messages: list[dict], solution: Solution,
-                 eid: str, truth: list[str]) -> None:
+                 eid: str, truth: list[str], question: str | None = None) -> None:
         self.calls, self.params, self.messages = calls, params, messages
-        self.solution, self.eid, self.truth = solution, eid, truth
+        self.solution, self.eid, self.truth, self.question = solution, eid, truth, question
         self.tally = Tally()
 
-    def is_right(self, text: str) -> int:
-        return check_answer(parse_answer(text, self.params.answer_format), self.truth,
-                            list(self.params.scoring_modes))
+    async def is_right(self, text: str) -> int:
+        return await answer_is_right(text, self.truth, self.params, self.question)
+
+    async def count_right(self, texts: list[str]) -> int:
+        try:
+            return sum(await asyncio.gather(*(self.is_right(text) for text in texts)))
+        except JudgeFailed as exc:
+            raise ProbeFailed(exc.reason, str(exc)) from exc
 
     async def measure(self, step: int) -> StepCount:
         """Score the prefix that ends with `step` (0-based over perception + reasoning steps)."""
-        prefix = step_prefix(self.solution, step + 1)
-        requests = probe_requests(self.messages, prefix, self.eid, self.params)
+        texts = await self._sample(step, 0, self.params.num_mc)
+        return StepCount(await self.count_right(texts), len(texts))
+
+    async def measure_adaptive(self, step: int) -> StepCount:
+        """The same prefix in rounds of `mc_round`, stopping at the first round with a success."""
+        sizes = round_sizes(self.params.num_mc, self.params.mc_round)
+        correct = total = first = 0
+        for number, size in enumerate(sizes):
+            texts = await self._sample(step, first, size, allow_filtered=True)
+            first += size
+            correct += await self.count_right(texts)
+            total += len(texts)
+            if correct:
+                return StepCount(correct, total, decided_early=number < len(sizes) - 1)
+        if not total:
+            raise ProbeFailed("content_filter", f"continuations after step {step + 1}: every continuation was filtered")
+        return StepCount(0, total)
+
+    async def _sample(self, step: int, first: int, size: int, allow_filtered: bool = False) -> list[str]:
+        """The texts of continuations `first .. first+size-1` after `step`, filtered ones left out."""
+        prefix = text_prefix(self.solution, step + 1)
+        requests = round_requests(self.messages, prefix, self.eid, self.params, first, size)
         results = await asyncio.gather(*(self.calls.complete(request) for request in requests))
         for result in results:
             self.tally.add(result)
@@ -227,67 +281,13 @@ class StepScorer:
             raise ProbeFailed(failed.reason or "failed", f"{where}: {failed.message}")
         texts = [text for r in results if r.ok
                  for text, finish in zip(r.texts, r.finish_reasons, strict=True) if finish != "content_filter"]
-        if self.params.use_n and len(results[0].texts) < self.params.num_mc:
-            raise ProbeFailed("n_ignored", f"{where}: asked n={self.params.num_mc}, got {len(results[0].texts)} "
+        if self.params.use_n and results[0].ok and len(results[0].texts) < size:
+            raise ProbeFailed("n_ignored", f"{where}: asked n={size}, got {len(results[0].texts)} "
                                            "choices; this endpoint ignores n: use --no-n")
-        if not texts:
+        if not texts and not allow_filtered:
             raise ProbeFailed("content_filter", f"{where}: every continuation was filtered")
         self.tally.continuations += len(texts)
-        return StepCount(sum(self.is_right(text) for text in texts), len(texts))
-
-
-Measure = Callable[[int], Awaitable[StepCount]]
-
-
-async def score_exhaustive(measure: Measure, n_steps: int) -> tuple[dict[int, StepCount], int | None]:
-    """Every step measured; returns the counts and the first zero-score step (or None)."""
-    # Wait for every probe even when one fails: the others are paid for, and end up in the journal.
-    outcomes = await asyncio.gather(*(measure(step) for step in range(n_steps)), return_exceptions=True)
-    failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
-    if failure is not None:
-        raise failure
-    counts = dict(enumerate(outcomes))
-    return counts, min((i for i, count in counts.items() if count.correct == 0), default=None)
-
-
-async def score_binary_search(measure: Measure, n_steps: int,
-                              rollout_correct: bool) -> tuple[dict[int, StepCount], int | None]:
-    """Probe steps until the first zero-score step is pinned down (see the module docstring)."""
-    counts: dict[int, StepCount] = {}
-    if rollout_correct:
-        return counts, None
-    low, high = 0, n_steps - 1  # high: a step known (or, for the last one, taken) to score zero
-    while low < high:
-        middle = (low + high) // 2
-        counts[middle] = await measure(middle)
-        if counts[middle].correct == 0:
-            high = middle
-        else:
-            low = middle + 1
-    return counts, low
-
-
-def fill_scores(steps: list[str], counts: dict[int, StepCount], first_zero: int | None) -> list[dict]:
-    """`steps_with_score` with every step: measured ones as counted, the others inferred."""
-    filled = []
-    for i, text in enumerate(steps):
-        count = counts.get(i)
-        if count is not None:
-            filled.append({"step": text, "score": count.score, "num_mc_correct": count.correct,
-                           "num_mc_total": count.total, "measured": True})
-            continue
-        if first_zero is not None and i >= first_zero:
-            score = 0.0
-        else:
-            later = [counts[j] for j in sorted(counts) if j > i and counts[j].correct]
-            score = later[0].score if later else 1.0
-        filled.append({"step": text, "score": score, "num_mc_correct": 0, "num_mc_total": 0, "measured": False})
-    return filled
-
-
-def first_zero_step(steps_with_score: list[dict]) -> int | None:
-    """0-based index (over perception + reasoning steps) of the first step scored 0, or None."""
-    return next((i for i, step in enumerate(steps_with_score) if step["score"] == 0), None)
+        return texts
 
 
 def parse_problem(solution: Solution, finish_reason: str | None, params: RolloutParams) -> str | None:
@@ -304,6 +304,26 @@ def parse_problem(solution: Solution, finish_reason: str | None, params: Rollout
 
 
 # ---------------------------------------------------------------- one rollout
+
+
+def search_split(params: RolloutParams):
+    """Adaptive probes cost a round when they succeed and N when they find zero; others cost N."""
+    if params.mc_mode == "adaptive":
+        return cost_aware_split(params.num_mc, min(params.mc_round, params.num_mc))
+    return midpoint
+
+
+async def score_steps(scorer: StepScorer, rollout_correct: bool) -> list[dict]:
+    """`steps_with_score` of one parsed rollout, in the mode its parameters name."""
+    mode, n_steps = scorer.params.mc_mode, len(scorer.solution.steps)
+    if mode == "exhaustive":
+        counts, first_zero = await score_exhaustive(scorer.measure, n_steps)
+    elif mode == "adaptive":
+        counts, first_zero = await score_binary_search(scorer.measure_adaptive, n_steps, rollout_correct,
+                                                       search_split(scorer.params))
+    else:
+        counts, first_zero = await score_binary_search(scorer.measure, n_steps, rollout_correct)
+    return fill_scores(scorer.solution.steps, counts, first_zero, hard=mode in HARD_LABEL_MODES)
 
 
 async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, source: str, unit: str) -> Outcome:
@@ -324,41 +344,48 @@ async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, s
     if finish == "content_filter":
         return Outcome(error_reason="content_filter", message="rollout: the reply was filtered")
     predicted = parse_answer(text, params.answer_format)
-    correct = bool(check_answer(predicted, truth, list(params.scoring_modes)))
     solution = parse_solution(text)
     problem = parse_problem(solution, finish, params)
-    scorer = StepScorer(calls, params, messages, solution, eid, truth)
+    question = strip_image_tokens(question_text(record))
+    scorer = StepScorer(calls, params, messages, solution, eid, truth, question)
     steps: list[dict] = []
-    if problem is None:
-        try:
-            if params.mc_mode == "exhaustive":
-                counts, first_zero = await score_exhaustive(scorer.measure, len(solution.steps))
-            else:
-                counts, first_zero = await score_binary_search(scorer.measure, len(solution.steps), correct)
-        except ProbeFailed as exc:
-            return Outcome(error_reason=exc.reason, message=str(exc))
-        steps = fill_scores(solution.steps, counts, first_zero)
+    try:
+        correct = bool(await answer_is_right(text, truth, params, question))
+        if problem is None:
+            steps = await score_steps(scorer, correct)
+    except (ProbeFailed, JudgeFailed) as exc:
+        return Outcome(error_reason=exc.reason, message=str(exc))
     usage = usage_share(result.usage, request.choice, params.num_rollouts if params.use_n else 1)
     usage = {name: value + getattr(scorer.tally, name) for name, value in usage.items()}
     return Outcome(record={
         "response": text, "steps_with_score": steps, "first_incorrect_step": first_zero_step(steps),
         "parsing_failed": problem is not None, "parsing_failed_reason": problem,
         "predicted_answer": predicted, "is_correct": correct, "mc_mode": params.mc_mode, "num_mc": params.num_mc,
+        "score_kind": "label" if params.mc_mode in HARD_LABEL_MODES else "share",
         "model": result.model or params.model, "usage": usage, "mc_usage": asdict(scorer.tally),
+        "prompt": {"text": messages[-1]["content"][0]["text"], "templates": templates_used(params),
+                   "max_image_side": params.max_image_side},
     })
 
 
 def dry_run_bodies(params: RolloutParams) -> Callable:
     """What a run would send per question, at most: every step of the longest allowed rollout is
-    probed (binary search: log2 of that), from a prefix half as long as --max-tokens."""
+    probed (binary search and adaptive: as many as their search can make), from a prefix half as long
+    as --max-tokens."""
     max_steps = params.max_perception_steps + params.max_reasoning_steps
-    probes = max_steps if params.mc_mode == "exhaustive" else math.ceil(math.log2(max(2, max_steps)))
+    probes = max_steps if params.mc_mode == "exhaustive" else max_probes(max_steps, search_split(params))
     placeholder = "x " * (params.max_tokens // 2)
 
     def bodies(item, eid: str) -> list[dict]:
         messages = rollout_messages(item.record, item.source, params)
         generation = _sampled(_base_body(messages, params), params.num_rollouts, eid, "rollout", params)
         generation = generation[:1] if params.use_n else generation  # with n, one request for all K
-        probe = [r.body for r in probe_requests(messages, placeholder, eid, params)]
+        if params.mc_mode == "adaptive":  # at worst, every round of every probe
+            rounds = round_sizes(params.num_mc, params.mc_round)
+            starts = [sum(rounds[:i]) for i in range(len(rounds))]
+            probe = [r.body for first, size in zip(starts, rounds, strict=True)
+                     for r in round_requests(messages, placeholder, eid, params, first, size)]
+        else:
+            probe = [r.body for r in probe_requests(messages, placeholder, eid, params)]
         return [*(r.body for r in generation), *probe * (probes * params.num_rollouts)]
     return bodies

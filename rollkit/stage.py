@@ -211,7 +211,8 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"  failures  {failures}",
         f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
         f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",
-        f"  tokens    {r['prompt_tokens']:,} prompt, {r['completion_tokens']:,} completion",
+        f"  tokens    {r['prompt_tokens']:,} prompt ({r.get('cached_tokens', 0):,} cached), "
+        f"{r['completion_tokens']:,} completion",
         *endpoint_lines(summary.get("endpoints") or {}),
         f"  elapsed   {summary['elapsed_seconds']:.1f} s, {r['sent'] / minutes:,.0f} requests/min, "
         f"{tokens / minutes:,.0f} tokens/min",

@@ -58,6 +58,10 @@ class Solution:
     answer: str | None = None
     parsed: bool = False
     reason: str | None = None
+    # The text as read (CRLF as LF, a fence removed) and where each step ends in it, so a prefix
+    # can be the model's own bytes (`text_prefix`); not part of what the solution says, so not compared.
+    text: str = field(default="", repr=False, compare=False)
+    step_ends: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def steps(self) -> list[str]:
@@ -72,12 +76,14 @@ def parse_solution(text: str) -> Solution:
     """Read a structured solution; never raises, malformed text gives ``parsed=False``."""
     if not isinstance(text, str) or not text.strip():
         return Solution(reason="empty or not a string")
+    read = _unwrap(text)
+    ends: list[int] = []
     try:
-        sections, answer = _scan(_unwrap(text))
+        sections, answer = _scan(read, ends)
         perception, reasoning = _assign_sections(sections)
     except _Malformed as exc:
         return Solution(reason=str(exc))
-    return Solution(perception, reasoning, answer, parsed=True)
+    return Solution(perception, reasoning, answer, parsed=True, text=read, step_ends=tuple(ends))
 
 
 def _unwrap(text: str) -> str:
@@ -86,8 +92,9 @@ def _unwrap(text: str) -> str:
     return fenced.group("body") if fenced else text
 
 
-def _scan(text: str) -> tuple[list[tuple[str | None, list[str]]], str]:
-    """Split into (header, steps) sections in text order, plus the answer."""
+def _scan(text: str, ends: list[int]) -> tuple[list[tuple[str | None, list[str]]], str]:
+    """Split into (header, steps) sections in text order, plus the answer; `ends` gets the offset
+    just past each step (and the newline after it)."""
     sections: list[tuple[str | None, list[str]]] = [(None, [])]
     answers: list[str] = []
     last_end = 0
@@ -100,6 +107,7 @@ def _scan(text: str) -> tuple[list[tuple[str | None, list[str]]], str]:
             if answers:
                 raise _Malformed("step after <correct_answer>")
             sections[-1][1].append(_step_text(token, len(sections[-1][1]) + 1))
+            ends.append(token.end() + text.startswith("\n", token.end()))
         else:
             answers.append(token.group("answer").strip())
     _check_gap(text[last_end:])
@@ -178,3 +186,15 @@ def step_prefix(solution: Solution, upto: int) -> str:
 def _render_section(header: str, steps: list[str]) -> str:
     body = "".join(f"<step_{i}>\n{step}\n</step_{i}>\n" for i, step in enumerate(steps, 1))
     return f"{header}\n{body}"
+
+
+def text_prefix(solution: Solution, upto: int) -> str:
+    """Steps ``0 .. upto-1`` as the model wrote them: the text read up to just past the closing tag
+    of the last included step (and its newline). Continuing from the model's own bytes keeps every
+    probe of a rollout a byte prefix of the next, which servers that cache prompt prefixes reuse.
+    Falls back to `step_prefix` for a solution built by hand."""
+    if not solution.step_ends:
+        return step_prefix(solution, upto)
+    if not 0 <= upto <= len(solution.steps):
+        raise ValueError(f"upto={upto} outside 0..{len(solution.steps)}")
+    return solution.text[: solution.step_ends[upto - 1]] if upto else ""

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from rollkit.steps import Solution, parse_solution, render_solution, step_prefix
+from rollkit.steps import Solution, parse_solution, render_solution, step_prefix, text_prefix
 
 FIXTURE = (
     Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "vqav2_seed" / "rollouts_gpt-4.1.jsonl"
@@ -139,3 +139,20 @@ def test_step_prefix_rejects_bad_arguments():
         step_prefix(parse_solution(GOOD), -1)
     with pytest.raises(ValueError):
         step_prefix(parse_solution(""), 0)
+
+
+def test_text_prefix_is_the_models_own_bytes():
+    text = ("Sure.\n[Visual Elements]\n<step_1>  A bus. </step_1>\n<step_2>\nB\n</step_2>\n\n[Reasoning]\n"
+            "<step_1>C</step_1><correct_answer>\n$\\boxed{2}$\n</correct_answer>")
+    solution = parse_solution(text)
+    prefixes = [text_prefix(solution, upto) for upto in range(4)]
+    assert prefixes[0] == "" and prefixes[1] == "Sure.\n[Visual Elements]\n<step_1>  A bus. </step_1>\n"
+    assert prefixes[3] == text.split("<correct_answer>")[0]  # no newline after the step: none added
+    assert all(text.startswith(p) and prefixes[i + 1].startswith(p) for i, p in enumerate(prefixes[:-1]))
+    assert [parse_solution(p + "<correct_answer>x</correct_answer>").steps for p in prefixes[1:]] == [
+        solution.steps[:upto] for upto in (1, 2, 3)]
+    crlf = parse_solution(text.replace("\n", "\r\n"))
+    assert text_prefix(crlf, 2) == prefixes[2]  # read as LF, like every other part of the solution
+    assert text_prefix(Solution(["a"], [], "1", parsed=True), 1) == "[Visual Elements]\n<step_1>\na\n</step_1>\n"
+    with pytest.raises(ValueError):
+        text_prefix(solution, 4)

@@ -30,6 +30,7 @@ import asyncio
 import logging
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rollkit.emulator.answers import load_answer_key
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--p-continue-correct", type=_rate, default=0.8,
                    help="a continuation of an all-good prefix is right (default: 0.8)")
     p.add_argument("--judge-garbage", type=_rate, default=0.02, help="a judge reply ignores the format (default: 0.02)")
+    p.add_argument("--realism", action="store_true",
+                   help="an honest opponent for Monte-Carlo scoring: per-question difficulty, recoverable wrong "
+                        "steps, varied lengths (overrides --p-correct and --p-continue-correct)")
     p.add_argument("--answer-key", type=Path, help="JSON/JSONL with question+answer or conversations records")
     p.add_argument("--require-key", help="accept only this API key (others get 401)")
     p.add_argument("--no-auth", action="store_true", help="accept requests without a key, like vLLM")
@@ -136,7 +140,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         fault_expire=args.batch_fault_expire, fault_stall=args.batch_fault_stall,
         fault_line_500=args.batch_fault_line_500, fault_content_filter=args.batch_fault_content_filter,
         files_list=not args.batch_no_files_list, batches_list=not args.batch_no_batches_list)
-    return EmulatorConfig(
+    config = EmulatorConfig(
         host=args.host, port=args.port, seed=args.seed, rpm=args.rpm, tpm=args.tpm,
         window_seconds=args.window_seconds, burst_seconds=args.burst_seconds,
         count_rejected=args.count_rejected, header_style=args.headers, unknown_share=args.headers_unknown,
@@ -145,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
         no_auth=args.no_auth, batch=batch,
     )
+    return replace(config, realism=args.realism)
 
 
 async def serve(config: EmulatorConfig, answer_key: dict[str, str]) -> None:

@@ -71,6 +71,7 @@ class EmulatorConfig:
     require_key: str | None = field(default=None, repr=False)
     no_auth: bool = False  # accept requests without any key, like vLLM without --api-key
     batch: BatchSettings = BatchSettings()
+    realism: bool = False  # per-question difficulty, recoverable wrong steps, varied lengths (policy.py)
 
     def meter(self) -> MeterSettings:
         return MeterSettings(self.rpm, self.tpm, self.window_seconds, self.burst_seconds,

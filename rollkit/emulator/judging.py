@@ -6,6 +6,9 @@ gives 7..10, anything else (including a missing block) 0..4. The reply format va
 client parsing: "7", "Score: 7/10", "**8**", "Score: 6\\n<remark>"; with probability
 `judge_garbage` the reply has no number at all ("I cannot rate this.").
 
+Equivalence (prompt contains "<same>"): `<same>yes</same>` when the candidate equals the reference
+as above, else `<same>no</same>`; with probability `judge_garbage`, a reply without the tag.
+
 Verification (prompt contains "<conclusion>"): the solution is the last `<solution>` block. The
 first wrong step is the first step with the bad wording (`is_bad_step`), or, for a solution without
 such wording whose boxed answer differs from the truth, its last step. The reply analyses steps up
@@ -62,6 +65,13 @@ def score_reply(rng: random.Random, prompt_text: str, judge_garbage: float) -> s
     remark = rng.choice(_REMARK_HIGH if match else _REMARK_LOW)
     formats = (f"{score}", f"Score: {score}/10", f"**{score}**", f"Score: {score}\n{remark}")
     return rng.choice(formats)
+
+
+def equivalence_reply(rng: random.Random, prompt_text: str, judge_garbage: float) -> str:
+    if rng.random() < judge_garbage:
+        return "They look similar."
+    same = candidate_matches(_last_block(_CANDIDATE, prompt_text), _last_block(_REFERENCE, prompt_text))
+    return f"<same>{'yes' if same else 'no'}</same>"
 
 
 def score_from_reply(text: str) -> int | None:

@@ -7,6 +7,8 @@ the body, as clients send per sample, gets a different one.
 
 A request is classified by the text of its messages (all text parts, concatenated):
 
+0. **equivalence**: the text contains "<same>" -> `<same>yes</same>` when the candidate answer
+   equals the reference, else `<same>no</same>` (see `judging.py`);
 1. **scoring**: the text contains "scale from 0 to 10" -> a judge score (see `judging.py`);
 2. **verification**: the text contains "<conclusion>" -> a step-wise verdict with `<analysis_i>`
    blocks and `<conclusion>Correct/Incorrect</conclusion>` (see `judging.py`);
@@ -20,6 +22,15 @@ Ground truth of every solution is in its wording (see `steps_text.py`): good ste
 A continuation after a prefix holding a bad step is always wrong; after an all-good prefix it is
 right with probability `p_continue_correct` (a fresh generation: `p_correct`). `is_bad_step` and
 `first_wrong_step` read this back; `truth_for_question` gives the right answer.
+
+The `realism` profile (`--realism`) makes the policy an honest opponent for Monte-Carlo scoring:
+
+- each question has its own chance of success, drawn once from Beta(1.5, 1) by (--seed, question):
+  most questions are easy, some are hard (about 1 in 11 below 0.2). A generation, and a
+  continuation of an all-good prefix, are right with that chance;
+- a wrong step can be recovered from: a continuation after a prefix holding b bad steps is still
+  right with the question's chance times 0.02 ** b (a later continuation sometimes gets there);
+- lengths vary: 4-6 steps a section, and steps carry 0-2 extra sentences.
 """
 
 from __future__ import annotations
@@ -32,6 +43,9 @@ from typing import Any
 from rollkit.emulator import judging
 from rollkit.emulator.answers import question_in, truth_for_question, wrong_answer
 from rollkit.emulator.steps_text import (
+    DEFAULT_SHAPE,
+    REALISM_SHAPE,
+    SolutionShape,
     StepWriter,
     first_wrong_step,
     is_bad_step,
@@ -45,6 +59,7 @@ __all__ = ["Policy", "PolicySettings", "classify", "first_wrong_step", "is_bad_s
            "truth_for_question"]
 
 SCORING_PHRASE = "scale from 0 to 10"
+EQUIVALENCE_TAG = "<same>"
 VERIFICATION_TAG = "<conclusion>"
 
 
@@ -61,6 +76,11 @@ class PolicySettings:
     p_continue_correct: float = 0.8
     judge_garbage: float = 0.02
     answer_key: dict[str, str] = field(default_factory=dict)
+    realism: bool = False
+
+
+# Beta(1.5, 1): mean 0.6 like the default --p-correct, with a tail of hard questions.
+DIFFICULTY_ALPHA, DIFFICULTY_BETA = 1.5, 1.0
 
 
 @dataclass(frozen=True)
@@ -88,8 +108,10 @@ def read_prompt(body: dict[str, Any]) -> Prompt:
 
 
 def classify(prompt: Prompt) -> str:
-    """One of "scoring", "verification", "continuation", "generation"."""
+    """One of "equivalence", "scoring", "verification", "continuation", "generation"."""
     lowered = prompt.prompt_text.lower()
+    if EQUIVALENCE_TAG in lowered:
+        return "equivalence"
     if SCORING_PHRASE in lowered:
         return "scoring"
     if VERIFICATION_TAG in lowered:
@@ -108,6 +130,12 @@ class Policy:
     def truth(self, prompt: Prompt) -> str:
         return truth_for_question(question_in(prompt.prompt_text, prompt.last_user_text), self.settings.answer_key)
 
+    def question_chance(self, prompt: Prompt) -> float:
+        """Realism: this question's chance that a sound attempt reaches the right answer."""
+        question = question_in(prompt.prompt_text, prompt.last_user_text)
+        rng = random.Random(seed_from(self.settings.seed, "difficulty", question))
+        return rng.betavariate(DIFFICULTY_ALPHA, DIFFICULTY_BETA)
+
     def contents(self, body: dict[str, Any], request_key: str, n: int) -> list[str]:
         prompt = read_prompt(body)
         kind = classify(prompt)
@@ -118,34 +146,47 @@ class Policy:
 
     def _one(self, kind: str, prompt: Prompt, rng: random.Random) -> str:
         s = self.settings
+        if kind == "equivalence":
+            return judging.equivalence_reply(rng, prompt.prompt_text, s.judge_garbage)
         if kind == "scoring":
             return judging.score_reply(rng, prompt.prompt_text, s.judge_garbage)
         if kind == "verification":
             return judging.verification_reply(rng, prompt.prompt_text, self.truth(prompt), s.judge_garbage)
+        if s.realism:
+            chance = self.question_chance(prompt)
+            return continue_solution(rng, prompt.prefix or "", self.truth(prompt), chance, REALISM_SHAPE)
         if kind == "continuation":
             return continue_solution(rng, prompt.prefix or "", self.truth(prompt), s.p_continue_correct)
         return continue_solution(rng, "", self.truth(prompt), s.p_correct)
 
 
-def continue_solution(rng: random.Random, prefix: str, truth: str, p_right: float) -> str:
+def continue_solution(rng: random.Random, prefix: str, truth: str, p_right: float,
+                      shape: SolutionShape = DEFAULT_SHAPE) -> str:
     """The rest of a structured solution after `prefix` ("" gives a whole solution).
 
-    The rest keeps the prefix's numbering and sections, adds steps so each section has 2-4 (more if
-    the prefix already has more), and always ends with at least one new reasoning step and the
-    `<correct_answer>` block. Text after the last closed step of the prefix is left as it is.
+    The rest keeps the prefix's numbering and sections, adds steps so each section has
+    `shape.section_steps` (2-4; more if the prefix already has more), and always ends with at least
+    one new reasoning step and the `<correct_answer>` block. Text after the last closed step of the
+    prefix is left as it is. After a bad step the rest is right with `p_right * shape.recover ** b`
+    (b bad steps in the prefix; 0 by default).
     """
     done = parse_steps(prefix)
-    new_p = 0 if done.in_reasoning else rng.randint(max(2, len(done.perception)), max(4, len(done.perception)))
+    low, high = shape.section_steps
+    new_p = 0 if done.in_reasoning else rng.randint(max(low, len(done.perception)), max(high, len(done.perception)))
     new_p -= 0 if done.in_reasoning else len(done.perception)
-    total_r = rng.randint(max(2, len(done.reasoning) + 1), max(4, len(done.reasoning) + 1))
+    total_r = rng.randint(max(low, len(done.reasoning) + 1), max(high, len(done.reasoning) + 1))
     new_r = total_r - len(done.reasoning)
-    prefix_bad = any(is_bad_step(step) for step in done.combined)
-    right = not prefix_bad and rng.random() < p_right
+    bad_steps = sum(is_bad_step(step) for step in done.combined)
+    prefix_bad = bad_steps > 0
+    if prefix_bad and not shape.recover:
+        right = False  # no draw: the default profile's answers stay exactly as they were
+    else:
+        right = rng.random() < p_right * shape.recover ** bad_steps
     # Index (over the new steps) of the first bad one; steps from there on are bad.
     first_bad = new_p + new_r if right else (0 if prefix_bad else rng.randrange(new_p + new_r))
     answer = truth if right else wrong_answer(truth, rng.randrange(1 << 30))
 
-    writer = StepWriter(rng)
+    writer = StepWriter(rng, shape.extra_sentences)
     parts: list[str] = []
     if not prefix.strip():
         parts.append("[Visual Elements]\n")

@@ -35,6 +35,7 @@ from rollkit.emulator import faults
 from rollkit.emulator.batches import add_batch_routes
 from rollkit.emulator.config import EmulatorConfig
 from rollkit.emulator.policy import Policy, PolicySettings, seed_from
+from rollkit.emulator.prefix_cache import PrefixCache
 from rollkit.emulator.ratelimit import Decision, RateLimiter, format_duration, retry_after_headers
 from rollkit.emulator.shapes import Choice, completion_object, error_response, json_response, models_list
 from rollkit.emulator.stats import Stats, request_key
@@ -66,8 +67,9 @@ class Emulator:
         self.config = config
         self.stats = Stats()
         self.policy = Policy(PolicySettings(config.seed, config.p_correct, config.p_continue_correct,
-                                            config.judge_garbage, answer_key or {}))
+                                            config.judge_garbage, answer_key or {}, config.realism))
         self.limiters: dict[tuple[str, str], RateLimiter] = {}
+        self.prefix_cache = PrefixCache() if config.realism else None  # realism: report cached_tokens
         self.fingerprint = f"fp_emu{seed_from('fingerprint', config.seed) % 16**8:08x}"
         # Counters of other parts (the Files and Batches APIs) shown under their own key in the stats.
         self.extra_stats: dict[str, Any] = {}
@@ -182,7 +184,8 @@ class Emulator:
         # Unique per attempt like a real id, yet the same in every run with the same inputs.
         completion_id = f"chatcmpl-emu{seed_from(key, attempt, 'id'):016x}"
         tokens = count_prompt_tokens(body) if prompt_tokens is None else prompt_tokens
-        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint)
+        cached = self.prefix_cache.cached_tokens(body) if self.prefix_cache else None
+        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached)
 
     def _choices(self, body: dict[str, Any], key: str, plan: faults.FaultPlan) -> list[Choice]:
         n = int(body.get("n") or 1)

@@ -35,10 +35,11 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
 
 
 def completion_object(completion_id: str, model: str, choices: list[Choice], prompt_tokens: int,
-                      fingerprint: str) -> dict[str, Any]:
-    """A `chat.completion` that `openai.types.chat.ChatCompletion` validates."""
+                      fingerprint: str, cached_tokens: int | None = None) -> dict[str, Any]:
+    """A `chat.completion` that `openai.types.chat.ChatCompletion` validates; `cached_tokens`
+    (when given) goes to `usage.prompt_tokens_details` as a caching server reports it."""
     completion_tokens = sum(c.completion_tokens for c in choices)
-    return {
+    reply = {
         "id": completion_id,
         "object": "chat.completion",
         "created": int(time.time()),
@@ -51,6 +52,9 @@ def completion_object(completion_id: str, model: str, choices: list[Choice], pro
         },
         "system_fingerprint": fingerprint,
     }
+    if cached_tokens is not None:
+        reply["usage"]["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    return reply
 
 
 def _choice(index: int, choice: Choice) -> dict[str, Any]:

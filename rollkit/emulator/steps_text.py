@@ -41,6 +41,14 @@ REASONING_BAD = (
     "The ambiguous {color} shape is taken as one more of the {obj}, which suggests a larger total.",
     "The {place} may cover part of the scene, which suggests the visible {obj} are not all of them.",
 )
+# Realism: extra sentences that make step lengths vary; neutral, so neither wording marker appears.
+EXTRA_SENTENCES = (
+    "This detail is small but it is visible.",
+    "The rest of the picture does not change this.",
+    "Looking again at the same region gives the same reading.",
+    "The lighting makes this easy to check.",
+    "Nothing in the question points elsewhere.",
+)
 FINAL_GOOD = "Putting the observations together, the answer consistent with the image is {answer}."
 FINAL_BAD = "Going with the earlier estimate, which suggests {answer}, the final answer is {answer}."
 
@@ -69,6 +77,19 @@ _REASONING_HEADER = re.compile(r"\[Reasoning\]")
 def is_bad_step(text: str) -> bool:
     """True when a step is wrong by the emulator's construction (it carries the bad wording)."""
     return BAD_PHRASE in text.lower()
+
+
+@dataclass(frozen=True)
+class SolutionShape:
+    """How long solutions are, and whether a wrong step can still be recovered from."""
+
+    section_steps: tuple[int, int] = (2, 4)  # steps a section gets, at least
+    extra_sentences: int = 0  # each step gets 0..this many extra sentences
+    recover: float = 0.0  # after b bad steps, a continuation is right with p_right * recover ** b
+
+
+DEFAULT_SHAPE = SolutionShape()
+REALISM_SHAPE = SolutionShape(section_steps=(4, 6), extra_sentences=2, recover=0.02)
 
 
 @dataclass(frozen=True)
@@ -103,9 +124,10 @@ def first_wrong_step(solution_text: str) -> int | None:
 class StepWriter:
     """Writes the steps of one solution: one scene, and no sentence twice until all were used."""
 
-    def __init__(self, rng: random.Random):
+    def __init__(self, rng: random.Random, extra_sentences: int = 0):
         self.rng = rng
         self.slots = scene_slots(rng)
+        self.extra_sentences = extra_sentences
         self._unused: dict[tuple[str, ...], list[str]] = {}
 
     def step(self, reasoning: bool, bad: bool, final_answer: str | None = None) -> str:
@@ -116,7 +138,11 @@ class StepWriter:
             template = self._draw(REASONING_BAD if bad else REASONING_GOOD)
         else:
             template = self._draw(PERCEPTION_BAD if bad else PERCEPTION_GOOD)
-        return template.format(answer=final_answer, **self.slots)
+        text = template.format(answer=final_answer, **self.slots)
+        if self.extra_sentences and final_answer is None:
+            extra = self.rng.sample(EXTRA_SENTENCES, self.rng.randint(0, self.extra_sentences))
+            text = " ".join([text, *extra])
+        return text
 
     def _draw(self, templates: tuple[str, ...]) -> str:
         unused = self._unused.get(templates)
