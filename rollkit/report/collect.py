@@ -30,6 +30,8 @@ log = logging.getLogger("rollkit")
 MAX_POSITION = 20  # step positions past this are pooled into the last one
 SCORE_BINS = 10
 MAX_MATRIX_STEP = 10  # first-error positions past this are pooled
+# folders of a pipeline run that hold no stage records: its state, the training rows, a report
+SKIPPED_FOLDERS = {"pipeline_state", "training_data_files", "report"}
 GENERIC_STEMS = {"rollouts", "verified", "verified_rollouts", "final_results", "results", "output"}
 
 
@@ -92,18 +94,20 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], lis
             skipped.append(f"{given}: not found")
             continue
         for path in candidates:
-            if given.is_dir() and _in_batch_folder(path, given):
+            if given.is_dir() and _not_records(path, given):
                 continue
             if path.name.endswith(".summary.json"):
                 summaries.append(path)
-            elif path.suffix in (".jsonl", ".json") and not path.name.endswith(SIDE_FILE_SUFFIXES):
-                records.append(path)
+            elif (path.suffix == ".jsonl" or path == given) and not path.name.endswith(SIDE_FILE_SUFFIXES):
+                records.append(path)  # in folders only .jsonl: their .json files are state, not records
     verified = [p for p in records if "verification_status" in (_first_record(p) or {})]
     return verified + [p for p in records if p not in verified], summaries, skipped
 
 
-def _in_batch_folder(path: Path, top: Path) -> bool:
-    return any((folder / "manifest.json").exists() for folder in path.parents if folder == top or top in folder.parents)
+def _not_records(path: Path, top: Path) -> bool:
+    """Inside a batch folder (requests, not records) or a folder of SKIPPED_FOLDERS."""
+    below = [folder for folder in path.parents if folder == top or top in folder.parents]
+    return any(folder.name in SKIPPED_FOLDERS or (folder / "manifest.json").exists() for folder in below)
 
 
 class Collector:
