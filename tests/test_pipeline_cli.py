@@ -115,6 +115,8 @@ def test_killed_three_times_the_rerun_equals_an_uninterrupted_run_and_pays_nothi
                                                     "export:sft.jsonl", "report"]
     assert (root / "report" / "index.html").exists()
     assert (root / "verified_output_data_files" / f"{FOLDER}.jsonl").exists()
+    again = pipeline("--config", str(config))
+    assert again.returncode == 0 and again.stdout.count("done in an earlier run, skipped") == 7
 
 
 def test_dry_run_prints_the_plan_and_calls_nothing(tmp_path):

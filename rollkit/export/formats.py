@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,17 +44,25 @@ class MissingImage(ValueError):
 
 def image_paths(record: dict, source: str, ctx: RowContext) -> list[str]:
     """The record's images as paths that open from the output's folder; MissingImage if one is not there."""
-    folder = image_folder(record, source)
+    folder = str(image_folder(record, source))
     paths = []
     for ref in image_refs(record):
         if ref.startswith(_URL_PREFIXES):
             paths.append(ref)
             continue
-        full = os.path.abspath(resolve_image_path(ref, folder))
-        if not os.path.isfile(full):
-            raise MissingImage(f"image {ref!r} not found at {full}")
-        paths.append(full if ctx.absolute_images else os.path.relpath(full, os.path.abspath(ctx.out_dir)))
+        path = _output_path(folder, ref, str(ctx.out_dir), ctx.absolute_images)
+        if path is None:
+            raise MissingImage(f"image {ref!r} not found in {folder}")
+        paths.append(path)
     return paths
+
+
+@lru_cache(maxsize=1 << 16)  # the K rollouts of a question share its images: each is looked up once
+def _output_path(folder: str, ref: str, out_dir: str, absolute: bool) -> str | None:
+    full = os.path.abspath(resolve_image_path(ref, folder))
+    if not os.path.isfile(full):
+        return None
+    return full if absolute else os.path.relpath(full, os.path.abspath(out_dir))
 
 
 def _ids(record: dict) -> dict:
@@ -78,9 +87,11 @@ def sft(record: dict, images: list[str]) -> dict:
             "images": images, **_ids(record)}
 
 
-def pair(chosen: dict, rejected: dict, images: list[str]) -> dict:
-    return {"prompt": judge_question(chosen), "chosen": chosen["response"], "rejected": rejected["response"],
-            "images": images, "entry_id": chosen["entry_id"], "chosen_rollout_id": chosen["rollout_id"],
+def pair(record: dict, chosen: dict, rejected: dict, images: list[str]) -> dict:
+    """`record`: either rollout of the question (for the prompt); `chosen`/`rejected`: their
+    `rollout_id` and `response`."""
+    return {"prompt": judge_question(record), "chosen": chosen["response"], "rejected": rejected["response"],
+            "images": images, "entry_id": record["entry_id"], "chosen_rollout_id": chosen["rollout_id"],
             "rejected_rollout_id": rejected["rollout_id"]}
 
 

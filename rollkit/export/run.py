@@ -95,7 +95,8 @@ class Exporter:
             return
         self.counts.records += 1
         record = {**item.record, "entry_id": record_id(item.record), "rollout_id": rollout_id}
-        labels = self.s.policy.label(read_rollout(record))
+        view = read_rollout(record)
+        labels = self.s.policy.label(view)
         if labels.values is None:
             self.counts.dropped[labels.dropped] += 1
             return
@@ -107,8 +108,7 @@ class Exporter:
             return
         if self.s.fmt in ("trl-prm", "openrlhf-prm"):
             build = formats.trl_prm if self.s.fmt == "trl-prm" else formats.openrlhf_prm
-            self._emit(build(record, [s["step"] for s in record["steps_with_score"]], labels, images, self.ctx),
-                       labels)
+            self._emit(build(record, [step.text for step in view.steps], labels, images, self.ctx), labels)
             return
         right, sound = self.s.answers.is_right(record), good(labels.values, self.s.policy)
         if self.s.fmt == "sft":
@@ -127,16 +127,18 @@ class Exporter:
         if not self._seen.first_time(key):  # the same rollout twice must not pair with itself
             self.counts.duplicates += 1
             return
+        # only what a pair needs waits in memory, not the whole rollout
+        slim = {"rollout_id": record["rollout_id"], "response": record["response"]}
         waiting = self._waiting[record["entry_id"]]
         other = waiting["rejected" if side == "chosen" else "chosen"]
         if not other:
-            waiting[side].append((record, images))
+            waiting[side].append(slim)
             return
-        partner, _ = other.pop(0)
-        chosen, rejected = (record, partner) if side == "chosen" else (partner, record)
+        partner = other.pop(0)
+        chosen, rejected = (slim, partner) if side == "chosen" else (partner, slim)
         if not waiting["chosen"] and not waiting["rejected"]:
             del self._waiting[record["entry_id"]]
-        self._write(formats.pair(chosen, rejected, images), record["entry_id"], labels)
+        self._write(formats.pair(record, chosen, rejected, images), record["entry_id"], labels)
 
     def _emit(self, row: dict, labels: Labels) -> None:
         content = dump_line({k: v for k, v in row.items() if k not in _ID_FIELDS})

@@ -36,6 +36,14 @@ class Stage:
     dataset: str | None  # the dataset's folder name; None for the report
     argv: list[str]  # after `python`
     output: Path
+    source: Path | None = None  # a file from outside the run: a change to it makes the stage run again
+
+    def fingerprint(self) -> dict:
+        """What a finished stage records: its command, and the size and time of its outside input."""
+        if self.source is None or not self.source.exists():
+            return {"argv": self.argv}
+        info = self.source.stat()
+        return {"argv": self.argv, "source": [str(self.source), info.st_size, info.st_mtime_ns]}
 
 
 _FLAGS: dict[str, frozenset[str]] = {}
@@ -118,7 +126,8 @@ def dataset_stages(config: RunConfig, dataset: Dataset) -> list[Stage]:
     batch = {"model": pack["model"], **_flags(config, dataset, "batch")}
     stages = [
         Stage("rollout", dataset.folder, ["rollout.py", "--input", str(dataset.input), "--output", str(p["rollouts"]),
-                                          *flag_args("rollout", rollout, where("rollout"))], p["rollouts"]),
+                                          *flag_args("rollout", rollout, where("rollout"))], p["rollouts"],
+              dataset.input),
         Stage("pack", dataset.folder, ["merge_and_map_batch.py", "pack", "--rollouts", str(p["rollouts"]),
                                        "--out-dir", str(p["batch"]), *flag_args("pack", pack, where("pack"))],
               p["batch"] / "manifest.json"),

@@ -1,8 +1,9 @@
 """Running a plan: each stage as a subprocess of the same Python, in order, skipping what an
 earlier run finished, stopping at the first stage that fails with its exit status.
 
-A stage is done when it exited 0; its command is then recorded in `pipeline_state/`. A rerun skips
-a done stage whose command is unchanged, as long as nothing before it (for that dataset) ran again;
+A stage is done when it exited 0; its command (and for rollout, the size and time of the dataset
+file) is then recorded in `pipeline_state/`. A rerun skips a done stage whose record is unchanged,
+as long as nothing before it (for that dataset) ran again;
 a stage that was cut off runs again and resumes by itself (journal, ledger, result logs), so a
 crash anywhere costs at most the requests that were in flight. Children die with the pipeline
 (Linux: PR_SET_PDEATHSIG), so a killed pipeline leaves no stage running on its own.
@@ -42,8 +43,8 @@ def _command(stage: Stage) -> list[str]:
 
 def _done_before(config: RunConfig, stage: Stage) -> bool:
     try:
-        return json.loads(state_path(config, stage).read_text())["argv"] == stage.argv
-    except (OSError, ValueError, KeyError):
+        return json.loads(state_path(config, stage).read_text()) == stage.fingerprint()
+    except (OSError, ValueError):
         return False
 
 
@@ -72,7 +73,7 @@ def run_plan(config: RunConfig) -> int:
             why = "stopped by an outage" if status == OUTAGE else f"failed (exit status {code})"
             print(f"pipeline: {label} {why}; run the same command again to resume", file=sys.stderr)
             return status
-        save_json(state_path(config, stage), {"argv": stage.argv})
+        save_json(state_path(config, stage), stage.fingerprint())
         reran.add(stage.dataset)
     print(f"pipeline: every stage done; outputs below {config.root}")
     return 0
