@@ -4,7 +4,7 @@ r"""A run's outputs to one page: index.html with PNG figures beside it.
     python report.py out/rollouts.jsonl out/verified.jsonl out/rollouts.jsonl.summary.json --out report/
 
 Reads rollouts, verified rollouts, final results and their `.summary.json` files (files or
-folders; batch folders are skipped). The page shows: step scores by step position, the share of
+folders; a batch folder's requests and tokens are read off its results/). The page shows: step scores by step position, the share of
 rollouts reaching the right answer per dataset, where Monte-Carlo and the judge put the first
 error (a matrix), how many rollouts each label policy of export_dataset.py keeps, and requests,
 429s, tokens and estimated cost per stage (list prices, or the stage's --price-in/--price-out).
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     page = write_page(tallies, draw_all(tallies, args.out), args.out, args.paths)
     read = ", ".join(f"{n} {kind}" for kind, n in sorted(tallies.records.items())) or "no records"
-    print(f"read {read}; {tallies.bad_lines} unreadable lines; {len(tallies.stages)} stage summaries; "
+    print(f"read {read}; {tallies.bad_lines} unreadable lines; {len(tallies.stages)} stages with request counts; "
           f"{len(tallies.unusable)} things not used (listed on the page)")
     print(f"written to {page}")
     return 0

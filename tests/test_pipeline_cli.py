@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from conftest import ROOT, read_jsonl, script_env
 
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
+from rollkit.pipeline import model_price
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"
 FOLDER = "vqav2_example"
@@ -113,7 +114,14 @@ def test_killed_three_times_the_rerun_equals_an_uninterrupted_run_and_pays_nothi
     saved = json.loads((root / "pipeline.config.json").read_text())
     assert [s["name"] for s in saved["stages"]] == ["rollout", "pack", "batch", "map", "export:prm.parquet",
                                                     "export:sft.jsonl", "report"]
-    assert (root / "report" / "index.html").exists()
+    page = (root / "report" / "index.html").read_text()
+    usage = [json.loads(line)["response"]["body"]["usage"]
+             for path in (root / "batch_files" / FOLDER / "results").glob("*.jsonl") for line in path.open()]
+    prompt, completion = (sum(u[k] for u in usage) for k in ("prompt_tokens", "completion_tokens"))
+    price_in, price_out = model_price("o4-mini")
+    assert (f"<td>batch verification</td><td>{root / 'batch_files' / FOLDER}</td><td>o4-mini</td><td>16</td>"
+            f"<td>0</td><td>0</td><td>{prompt:,}</td><td>{completion:,}</td>"
+            f"<td>${(prompt * price_in + completion * price_out) / 1e6:,.2f}</td>") in page
     assert (root / "verified_output_data_files" / f"{FOLDER}.jsonl").exists()
     again = pipeline("--config", str(config))
     assert again.returncode == 0 and again.stdout.count("done in an earlier run, skipped") == 7

@@ -1,12 +1,12 @@
 """Streaming tallies over stage outputs: memory grows with the number of files, datasets and step
-positions, never with the number of records.
+positions, and by a 16-byte digest per rollout id, never by whole records.
 
 Files are told apart by what their records hold: `steps_with_score` (rollouts; verified when they
 carry a verdict), `generated_scores`/`best_answer` (rejection-sampling results), `*.summary.json`
 (a stage's request counters). Verified files are read first, so a rollout given both bare and
 verified (same `rollout_id`) counts once, with its verdict. Folders are searched for `.jsonl` and
-`.summary.json` files; batch folders (those with a `manifest.json`) hold requests, not records,
-and are skipped.
+`.summary.json` files. Batch folders (those with a `manifest.json`) hold requests, not records:
+only the usage in their `results/` is read, as the Batch API stage's request counters.
 """
 
 from __future__ import annotations
@@ -82,11 +82,20 @@ def _first_record(path: Path) -> dict | None:
         return None
 
 
-def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], list[str]]:
-    """(record files, verified first; summary files; what was skipped and why)."""
-    records, summaries, skipped = [], [], []
+@dataclass
+class Found:
+    records: list[Path] = field(default_factory=list)  # verified first
+    summaries: list[Path] = field(default_factory=list)
+    batch_dirs: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def find_files(paths: Sequence[str | Path]) -> Found:
+    found = Found()
+    records, summaries, skipped = found.records, found.summaries, found.skipped
     for given in map(Path, paths):
         if given.is_dir():
+            found.batch_dirs += sorted(m.parent for m in given.rglob("manifest.json"))
             candidates = sorted(p for p in given.rglob("*") if p.is_file())
         elif given.exists():
             candidates = [given]
@@ -101,7 +110,8 @@ def find_files(paths: Sequence[str | Path]) -> tuple[list[Path], list[Path], lis
             elif (path.suffix == ".jsonl" or path == given) and not path.name.endswith(SIDE_FILE_SUFFIXES):
                 records.append(path)  # in folders only .jsonl: their .json files are state, not records
     verified = [p for p in records if "verification_status" in (_first_record(p) or {})]
-    return verified + [p for p in records if p not in verified], summaries, skipped
+    found.records = verified + [p for p in records if p not in verified]
+    return found
 
 
 def _not_records(path: Path, top: Path) -> bool:
@@ -118,13 +128,39 @@ class Collector:
         self._seen = DigestTable()
 
     def read(self, paths: Sequence[str | Path]) -> Tallies:
-        records, summaries, skipped = find_files(paths)
-        self.t.unusable.extend(skipped)
-        for path in records:
+        found = find_files(paths)
+        self.t.unusable.extend(found.skipped)
+        for path in found.records:
             self._read_records(path)
-        for path in summaries:
+        for path in found.summaries:
             self._read_summary(path)
+        for folder in found.batch_dirs:
+            self._read_batch(folder)
         return self.t
+
+    def _read_batch(self, folder: Path) -> None:
+        """The Batch API stage has no summary.json: its requests and tokens are read off the
+        usage of every line in results/, its model off the manifest."""
+        try:
+            model = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError) as exc:
+            self.t.unusable.append(f"{folder / 'manifest.json'}: unreadable ({exc})")
+            return
+        counts = Counter()
+        for path in sorted((folder / "results").glob("*.jsonl")):
+            with open(path, "rb") as handle:
+                for line in handle:
+                    try:
+                        response = json.loads(line).get("response") or {}
+                    except (ValueError, AttributeError):
+                        continue
+                    usage = (response.get("body") or {}).get("usage") or {}
+                    counts["sent"] += 1
+                    counts["failed"] += response.get("status_code") != 200
+                    counts["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+                    counts["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+        self.t.files["batch folders"] += 1
+        self.t.stages.append(StageCost("batch verification", str(folder), model, dict(counts), (None, None)))
 
     def _read_records(self, path: Path) -> None:
         other = 0

@@ -115,7 +115,7 @@ def requests(t: Tallies, out: Path) -> str:
     if not t.stages:
         _empty(ax, "no summary.json with request counters")
     else:
-        names = [f"{s.stage}\n{Path(s.source).name[:-len('.summary.json')]}" for s in t.stages]
+        names = [f"{s.stage}\n{Path(s.source).name.removesuffix('.summary.json')}" for s in t.stages]
         sent = [s.requests.get("sent", 0) for s in t.stages]
         limited = [s.requests.get("rate_limited", 0) for s in t.stages]
         x = range(len(names))
