@@ -212,3 +212,15 @@ def test_exit_status_for_empty_missing_and_bad_usage(tmp_path):
     assert code == 1 and "nope.jsonl" in stderr
     assert export("--rollouts", str(ROLLOUTS), "--format", "sft", "--split", "val=2",
                   "--output", str(tmp_path / "o.jsonl"))[0] == 2
+
+
+def test_hard_label_scores_are_never_soft_labels(tmp_path):
+    # rollout.py --mc-mode adaptive stores hard labels as scores and says so in score_kind
+    records = [{**r, "score_kind": "label", "image_root": str(FIXTURES)} for r in read_jsonl(ROLLOUTS)]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert export("--rollouts", str(tmp_path / "in.jsonl"), "--format", "trl-prm", "--labels", "mc-soft",
+                  "--output", str(tmp_path / "soft.jsonl"))[0] == 0
+    assert summary(tmp_path / "soft.jsonl")["dropped"] == {"scores_are_labels": 12}
+    assert export("--rollouts", str(tmp_path / "in.jsonl"), "--format", "trl-prm", "--labels", "mc-hard",
+                  "--output", str(tmp_path / "hard.jsonl"))[0] == 0
+    assert len(read_jsonl(tmp_path / "hard.jsonl")) == 12

@@ -9,16 +9,15 @@
   both put the first error at the same step; labels are good before that step and bad from it on.
 
 A policy that reads scores never labels a step Monte-Carlo did not measure (binary search leaves
-most unmeasured): with `fill_unmeasured` the monotone rule rollout.py uses fills them
-(`rollkit.montecarlo.fill_scores`) and the row lists them in `filled_steps`; without, the rollout is
-dropped as `unmeasured_steps`.
+most unmeasured): with `fill_unmeasured` the monotone rule rollout.py uses fills them and the row
+lists them in `filled_steps`; without, the rollout is dropped as `unmeasured_steps`. Rollouts whose
+scores are hard labels (`score_kind: "label"`, adaptive Monte-Carlo) have no share to give
+`mc-soft`: dropped as `scores_are_labels`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from rollkit.montecarlo import StepCount, fill_scores
 
 from .view import RolloutView
 
@@ -49,6 +48,8 @@ class Policy:
             return Labels(dropped="rollout_unparsed")
         if self.name in USES_JUDGE and view.verification != "ok":
             return Labels(dropped=_NO_VERDICT.get(view.verification, "no_verdict"))
+        if self.name == "mc-soft" and view.score_kind == "label":
+            return Labels(dropped="scores_are_labels")
         scores, filled = None, ()
         if self.name in USES_MC:
             filled = tuple(i for i, step in enumerate(view.steps) if not step.measured)
@@ -93,8 +94,17 @@ def good_until(n_steps: int, first_error: int | None) -> list[bool]:
 
 
 def monotone_scores(view: RolloutView) -> list[float]:
-    """Scores with unmeasured steps filled as rollout.py fills them: 0 from the first zero on,
-    else the score of the next measured step (1.0 when none is)."""
-    counts = {i: StepCount(s.correct, s.total) for i, s in enumerate(view.steps) if s.measured and s.total}
-    filled = fill_scores([s.text for s in view.steps], counts, view.mc_first_error)
-    return [step["score"] for step in filled]
+    """Scores with unmeasured steps filled by rollout.py's rule (`fill_scores` in its Monte-Carlo
+    module): 0 from the first zero on, else the score of the next measured step that reached the
+    answer (1.0 when none does). Applied to the stored scores, not rebuilt from the counts, which
+    for hard labels (adaptive) are not the score."""
+    first = view.mc_first_error
+    scores = []
+    for i, step in enumerate(view.steps):
+        if step.measured:
+            scores.append(step.score)
+        elif first is not None and i >= first:
+            scores.append(0.0)
+        else:
+            scores.append(next((s.score for s in view.steps[i + 1:] if s.measured and s.score > 0), 1.0))
+    return scores

@@ -32,6 +32,7 @@ class RolloutView:
     judge_conclusion: bool | None  # True Correct, False Incorrect, None: no readable verdict
     verification: str  # ok | no_conclusion | refused | failed | pending | unverified
     parsing_failed: bool
+    score_kind: str = "share"  # "label" when rollout.py's mode (adaptive) stores hard labels as scores
 
 
 def _step(raw: dict) -> Step:
@@ -70,7 +71,8 @@ def read_rollout(record: dict) -> RolloutView:
         steps=steps, mc_first_error=mc, judge_first_error=_judge_step(judge),
         judge_conclusion=conclusion if isinstance(conclusion, bool) else None,
         verification=_verification(record),
-        parsing_failed=bool(record.get("parsing_failed")) or not steps)
+        parsing_failed=bool(record.get("parsing_failed")) or not steps,
+        score_kind="label" if record.get("score_kind") == "label" else "share")
 
 
 @dataclass(frozen=True)
