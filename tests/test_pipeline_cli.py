@@ -21,7 +21,7 @@ FOLDER = "vqav2_example"
 CONCURRENCY = 4
 
 
-def write_config(path: Path, url: str, root: str, **extra_rollout) -> Path:
+def write_config(path: Path, url: str, root: str, more_datasets: str = "", **extra_rollout) -> Path:
     rollout = "".join(f"{k} = {json.dumps(v)}\n" for k, v in extra_rollout.items())
     path.write_text(f"""root = "{root}"
 [endpoint]
@@ -30,7 +30,7 @@ base-url = "{url}/v1"
 name = "vqav2"
 split = "example"
 input = "{QUESTIONS}"
-[rollout]
+{more_datasets}[rollout]
 model_name = "gpt-4.1-mini"
 num-rollouts = 2
 num-mc = 4
@@ -128,15 +128,26 @@ def test_killed_three_times_the_rerun_equals_an_uninterrupted_run_and_pays_nothi
 
 
 def test_dry_run_prints_the_plan_and_calls_nothing(tmp_path):
+    second = f"""[[dataset]]
+name = "vqav2"
+split = "again"
+input = "{QUESTIONS}"
+rollout = {{ num-rollouts = 3 }}
+"""
     with run_emulator("--answer-key", str(QUESTIONS)) as url:
-        done = pipeline("--config", str(write_config(tmp_path / "run.toml", url, "out")), "--dry-run")
+        done = pipeline("--config", str(write_config(tmp_path / "run.toml", url, "out", second)), "--dry-run")
         stats = get_stats(url)
     assert done.returncode == 0, done.stderr
     assert stats["requests"] == 0 and not (tmp_path / "out").exists()
-    assert "dry run: 8 records (0 bad)" in done.stdout and "cost" in done.stdout
-    assert "at most 16 requests (one per rollout)" in done.stdout
-    for stage in ("rollout", "pack", "batch", "map", "export:prm.parquet", "export:sft.jsonl", "report"):
-        assert f"] {stage}" in done.stdout
+    assert done.stdout.count("dry run: 8 records (0 bad)") == 2 and "cost" in done.stdout
+    assert "at most 16 requests (one per rollout)" in done.stdout  # 8 questions x 2 rollouts
+    assert "at most 24 requests (one per rollout)" in done.stdout  # the second dataset's own 3
+    for folder in ("vqav2_example", "vqav2_again"):
+        for stage in ("rollout", "pack", "batch", "map", "export:prm.parquet", "export:sft.jsonl"):
+            assert f"[{folder}] {stage}" in done.stdout
+        assert f"rollout_output_data_files/{folder}/rollouts.jsonl" in done.stdout
+        assert f"verified_output_data_files/{folder}.jsonl" in done.stdout
+    assert "[run] report" in done.stdout
 
 
 def test_a_flag_no_script_has_is_refused_before_anything_runs(tmp_path):
