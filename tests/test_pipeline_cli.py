@@ -4,6 +4,7 @@ three points and rerun; skipping what is done; the dry run; bad configs; failing
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +126,9 @@ def test_killed_three_times_the_rerun_equals_an_uninterrupted_run_and_pays_nothi
     assert (root / "verified_output_data_files" / f"{FOLDER}.jsonl").exists()
     again = pipeline("--config", str(config))
     assert again.returncode == 0 and again.stdout.count("done in an earlier run, skipped") == 7
+    planned = pipeline("--config", str(config), "--dry-run")  # now packed from the real rollouts
+    assert "batch verification: 16 requests (one per rollout), prompt tokens" in planned.stdout
+    assert planned.stdout.count("(done in an earlier run)") == 7
 
 
 def test_dry_run_prints_the_plan_and_calls_nothing(tmp_path):
@@ -140,8 +144,10 @@ rollout = {{ num-rollouts = 3 }}
     assert done.returncode == 0, done.stderr
     assert stats["requests"] == 0 and not (tmp_path / "out").exists()
     assert done.stdout.count("dry run: 8 records (0 bad)") == 2 and "cost" in done.stdout
-    assert "at most 16 requests (one per rollout)" in done.stdout  # 8 questions x 2 rollouts
-    assert "at most 24 requests (one per rollout)" in done.stdout  # the second dataset's own 3
+    assert "at most 16 requests (one per rollout), prompt tokens" in done.stdout  # 8 questions x 2 rollouts
+    assert "at most 24 requests (one per rollout), prompt tokens" in done.stdout  # the second dataset's own 3
+    bound = re.search(r"at most 16 requests \(one per rollout\), prompt tokens ([\d,]+) at most", done.stdout)
+    assert int(bound.group(1).replace(",", "")) > 16 * 2048  # each solution may be --max-tokens long
     for folder in ("vqav2_example", "vqav2_again"):
         for stage in ("rollout", "pack", "batch", "map", "export:prm.parquet", "export:sft.jsonl"):
             assert f"[{folder}] {stage}" in done.stdout

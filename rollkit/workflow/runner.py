@@ -19,9 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rollkit.batch.requests import (
+    DEFAULT_MAX_COMPLETION_TOKENS,
+    RequestError,
+    RequestOptions,
+    build_request,
+    request_tokens,
+)
+from rollkit.images import ImageError
 from rollkit.montecarlo import RolloutParams
 from rollkit.pipeline import model_price
-from rollkit.records import count_inputs
+from rollkit.records import iter_inputs
 from rollkit.stage import save_json
 
 from .config import RunConfig
@@ -91,12 +99,42 @@ def _flag(argv: list[str], name: str, default: str | None = None) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else default
 
 
-def _verification_estimate(stage: Stage, rollouts: Path, questions: int, rollout_argv: list[str]) -> str:
+def _cost(model: str, prompt: int, completion: int) -> str:
+    price_in, price_out = model_price(model)
+    if price_in is None or price_out is None:
+        return "unknown (no list price for this model)"
+    return f"${(prompt * price_in + completion * price_out) / 1e6:,.2f} at most, at list price " \
+           "(the Batch API bills about half)"
+
+
+def _verification_bound(stage: Stage, dataset: Path, rollout_argv: list[str]) -> str:
+    """Before any rollout exists: one judge request per rollout, each built as pack builds it around
+    a solution as long as rollout.py's --max-tokens allows."""
+    model = _flag(stage.argv, "--model") or ""
+    per_question = int(_flag(rollout_argv, "--num-rollouts", str(RolloutParams.num_rollouts)))
+    solution = "step " * int(_flag(rollout_argv, "--max-tokens", str(RolloutParams.max_tokens)))
+    completion_each = int(_flag(stage.argv, "--max-completion-tokens", str(DEFAULT_MAX_COMPLETION_TOKENS)))
+    options = RequestOptions(model, "/chat/completions", completion_each)
+    requests = tokens = 0
+    for item in iter_inputs(dataset):
+        if item.record is None:
+            continue
+        try:
+            request = build_request({**item.record, "response": solution}, item.source, "bound", options)
+        except (RequestError, ImageError):
+            continue
+        requests += per_question
+        tokens += per_question * request_tokens(request)
+    completion = requests * completion_each
+    return (f"at most {requests:,} requests (one per rollout), prompt tokens {tokens - completion:,} at most "
+            f"(solutions of --max-tokens), completion tokens {completion:,} at most, "
+            f"cost {_cost(model, tokens - completion, completion)}")
+
+
+def _verification_estimate(stage: Stage, rollouts: Path, dataset: Path, rollout_argv: list[str]) -> str:
     model = _flag(stage.argv, "--model") or ""
     if not rollouts.exists():
-        per_question = int(_flag(rollout_argv, "--num-rollouts", str(RolloutParams.num_rollouts)))
-        return (f"at most {questions * per_question:,} requests (one per rollout); tokens are known once the "
-                f"rollouts exist: run --dry-run again after the rollout stage")
+        return _verification_bound(stage, dataset, rollout_argv)
     with tempfile.TemporaryDirectory() as scratch:
         argv = [*stage.argv[:stage.argv.index("--out-dir") + 1], scratch, *stage.argv[stage.argv.index("--out-dir") + 2:]]
         _captured(argv)
@@ -104,12 +142,8 @@ def _verification_estimate(stage: Stage, rollouts: Path, questions: int, rollout
     lines = sum(f["lines"] for f in manifest["files"])
     tokens = sum(f["tokens"] for f in manifest["files"])
     completion = lines * manifest["max_completion_tokens"]
-    price_in, price_out = model_price(model)
-    cost = "unknown (no list price for this model)" if price_in is None else \
-        f"${((tokens - completion) * price_in + completion * price_out) / 1e6:,.2f} at most, at list price " \
-        "(the Batch API bills about half)"
     return (f"{lines:,} requests (one per rollout), prompt tokens {tokens - completion:,}, "
-            f"completion tokens {completion:,} at most, cost {cost}")
+            f"completion tokens {completion:,} at most, cost {_cost(model, tokens - completion, completion)}")
 
 
 def dry_run(config: RunConfig) -> int:
@@ -124,8 +158,7 @@ def dry_run(config: RunConfig) -> int:
             print("   " + _captured([*stage.argv, "--dry-run"]).replace("\n", "\n   "))
         elif stage.name == "pack":
             dataset = next(d for d in config.datasets if d.folder == stage.dataset)
-            estimate = _verification_estimate(stage, paths(config, dataset)["rollouts"], count_inputs(dataset.input),
-                                              rollout_argv)
+            estimate = _verification_estimate(stage, paths(config, dataset)["rollouts"], dataset.input, rollout_argv)
             print(f"   batch verification: {estimate}")
         elif stage.name == "batch":
             print("   runs the packed files (requests counted under pack)")
