@@ -99,3 +99,12 @@ def test_soft_labels_load_as_floats(tmp_path):
            "--output", str(out))
     loaded = datasets.load_dataset("parquet", data_files=str(out), cache_dir=str(tmp_path / "cache"))["train"]
     assert loaded.features["labels"].feature.dtype == "float64" and loaded[0]["labels"][3] == 0.0625
+
+
+def test_a_stage_folder_is_read_without_its_side_files(tmp_path, rollouts):
+    # rollout.py's folder holds .summary.json, .config.json, .journal.jsonl and .errors.jsonl beside it
+    assert (rollouts.parent / f"{rollouts.name}.summary.json").exists()
+    done = run_script("export_dataset.py", "--rollouts", str(rollouts.parent), "--format", "trl-prm",
+                      "--fill-unmeasured", "--output", str(tmp_path / "o.jsonl"))
+    assert done.returncode == 0 and "0 unreadable lines" in done.stdout and "WARNING" not in done.stderr
+    assert len(read_jsonl(tmp_path / "o.jsonl")) == len(read_jsonl(rollouts))
