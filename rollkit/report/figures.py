@@ -72,6 +72,7 @@ def agreement(t: Tallies, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(7, 5.5))
     if not t.agreement:
         _empty(ax, "no rollout has both Monte-Carlo scores and a verdict")
+        ax.set_title("Monte-Carlo vs judge: where the first error is")
     else:
         # one set of step positions on both axes, so agreement is the diagonal
         steps = _order({label for pair in t.agreement for label in pair} - {"none", "Correct", "unknown"}, "", "")
@@ -87,7 +88,9 @@ def agreement(t: Tallies, out: Path) -> str:
         ax.set_yticks(range(len(rows)), rows)
         ax.set_xlabel("judge: Correct, or first incorrect step (1-based)")
         ax.set_ylabel("Monte-Carlo first zero-score step (none = sound)")
-    ax.set_title("Monte-Carlo vs judge: where the first error is")
+        agree = t.agreement[("none", "Correct")] + sum(t.agreement[(s, s)] for s in steps)
+        ax.set_title(f"Monte-Carlo vs judge: where the first error is\n(agree on {agree} of "
+                     f"{sum(t.agreement.values())}: the diagonal)")
     return _save(fig, out / "agreement.png")
 
 
