@@ -35,7 +35,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rollkit.answers import answer_formats, get_mode, scoring_modes
+from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
 from rollkit.cli import setup_logging
 from rollkit.export.formats import DEFAULT_PLACEHOLDER, FORMATS
 from rollkit.export.labels import POLICIES, Policy
@@ -76,6 +76,8 @@ def settings_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     unknown = [m for m in modes if m not in scoring_modes()]
     if unknown:
         parser.error(f"unknown --scoring-mode {','.join(unknown)}")
+    if ASYNC_MODES.intersection(modes):
+        parser.error("llm_judge needs a judge call per rollout; choose rule-based scoring modes")
     if not 0 <= args.threshold < 1:
         parser.error("--threshold must be in [0, 1)")
     return ExportSettings(inputs=args.rollouts, fmt=args.fmt, output=args.output, splits=splits,

@@ -212,6 +212,8 @@ def test_exit_status_for_empty_missing_and_bad_usage(tmp_path):
     assert code == 1 and "nope.jsonl" in stderr
     assert export("--rollouts", str(ROLLOUTS), "--format", "sft", "--split", "val=2",
                   "--output", str(tmp_path / "o.jsonl"))[0] == 2
+    assert export("--rollouts", str(ROLLOUTS), "--format", "sft", "--scoring-mode", "llm_judge",
+                  "--output", str(tmp_path / "o.jsonl"))[0] == 2
 
 
 def test_hard_label_scores_are_never_soft_labels(tmp_path):
