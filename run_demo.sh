@@ -44,9 +44,44 @@ echo "== step-wise verification through the Batch API: pack, submit, poll, downl
   --output "$out/verified_rollouts.jsonl"
 
 echo
+echo "== pipeline.py: the same rollout, verification and map from one config, then export_dataset.py and report.py"
+cat >"$out/run.toml" <<TOML
+root = "pipeline"
+[endpoint]
+base-url = "$url/v1"
+[[dataset]]
+name = "vqav2"
+split = "example"
+input = "../input_data_files/VQAv2/questions.jsonl"
+[rollout]
+model_name = "demo-policy"
+num-rollouts = 2
+num-mc = 4
+concurrency = 8
+[pack]
+model = "demo-judge"
+[batch]
+check-interval = 0.02
+no-progress = true
+[[export]]
+format = "trl-prm"
+labels = "consensus"
+output = "prm.parquet"
+split = "val=0.25"
+[[export]]
+format = "sft"
+output = "sft.jsonl"
+[report]
+TOML
+"$py" pipeline.py --config "$out/run.toml" --dry-run | grep -E "^== |dry run|cost|batch verification"
+"$py" pipeline.py --config "$out/run.toml"
+
+echo
 echo "outputs:"
 echo "  $out/final_results.jsonl   one record per question (generated_answers, generated_scores, best_answer)"
 echo "  $out/sft.jsonl             kept pairs as conversations, ready for SFT"
 echo "  $out/rollouts.jsonl        one record per rollout, every step scored (steps_with_score)"
 echo "  $out/verified_rollouts.jsonl  the rollouts with the judge's verdict (conclusion, judge_first_incorrect_step)"
 echo "  $out/final_results.jsonl.summary.json, .config.json, .journal.jsonl, .errors.jsonl"
+echo "  $out/pipeline/training_data_files/vqav2_example/  prm.train.parquet, prm.val.parquet (TRL stepwise rows), sft.jsonl"
+echo "  $out/pipeline/report/index.html  the run at a glance: step scores, MC vs judge, label policies, requests and cost"

@@ -35,7 +35,7 @@ HUMAN_ROLES = ("human", "user")
 NO_QUESTION = 'no question: expected "conversations" with a human turn or a "question" string'
 
 # files rollkit writes next to an output (<output>.errors.jsonl, ...): skipped when reading a folder
-SIDE_FILE_SUFFIXES = (".errors.jsonl", ".journal.jsonl", ".config.json")
+SIDE_FILE_SUFFIXES = (".errors.jsonl", ".journal.jsonl", ".config.json", ".summary.json")
 
 _BOM = b"\xef\xbb\xbf"
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,168 @@
+"""The export loop: stream rollouts, label them, build rows, split, drop duplicates, write, count.
+
+Memory stays flat in the input size for every format but `pairs`, which holds the rollouts of a
+question until it has both a chosen and a rejected one (a question's rollouts sit close together
+in rollout.py's output, so few wait at once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rollkit.batch.requests import rollout_items
+from rollkit.jsonl_log import dump_line
+from rollkit.records import InputItem
+from rollkit.stage import record_id
+
+from . import formats
+from .labels import Labels, Policy
+from .split import TRAIN, SeenRows, split_of
+from .view import AnswerCheck, read_rollout
+from .writer import RowWriter, split_path
+
+log = logging.getLogger("rollkit")
+
+_ID_FIELDS = ("rollout_id", "chosen_rollout_id", "rejected_rollout_id")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    inputs: Sequence[str]
+    fmt: str
+    policy: Policy
+    output: Path
+    splits: list[tuple[str, float]] = field(default_factory=list)
+    answers: AnswerCheck = field(default_factory=AnswerCheck)
+    absolute_images: bool = False
+    placeholder: str = formats.DEFAULT_PLACEHOLDER
+
+
+@dataclass
+class ExportCounts:
+    records: int = 0  # readable input records
+    bad_lines: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> rollouts
+    duplicates: int = 0
+    filled_rows: int = 0  # rows with a step filled by the monotone rule
+    unpaired: int = 0  # pairs: rollouts left without a partner
+    rows: Counter = field(default_factory=Counter)  # split -> rows written
+    files: dict = field(default_factory=dict)  # split -> path
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "dropped": dict(sorted(self.dropped.items())), "rows": dict(self.rows)}
+
+
+def good(values: list, policy: Policy) -> bool:
+    return all(v > policy.threshold if isinstance(v, float) else v for v in values)
+
+
+class Exporter:
+    def __init__(self, settings: ExportSettings) -> None:
+        self.s = settings
+        self.counts = ExportCounts()
+        self.ctx = formats.RowContext(settings.output.parent, settings.absolute_images, settings.placeholder,
+                                      settings.policy.name)
+        self._seen = SeenRows()
+        self._waiting: dict[str, dict[str, list]] = defaultdict(lambda: {"chosen": [], "rejected": []})
+        self._writers: dict[str, RowWriter] = {}
+
+    def run(self) -> ExportCounts:
+        schema = formats.schema(self.s.fmt, self.s.policy.name == "mc-soft")
+        for name in [TRAIN, *(name for name, _ in self.s.splits)]:
+            path = split_path(self.s.output, name, bool(self.s.splits))
+            self._writers[name] = RowWriter(path, schema)
+            self.counts.files[name] = str(path)
+        try:
+            for item, rollout_id in rollout_items(self.s.inputs):
+                self._take(item, rollout_id)
+        except BaseException:
+            for writer in self._writers.values():
+                writer.abort()
+            raise
+        self.counts.unpaired = sum(len(v["chosen"]) + len(v["rejected"]) for v in self._waiting.values())
+        for writer in self._writers.values():
+            writer.commit()
+        return self.counts
+
+    def _take(self, item: InputItem, rollout_id: str | None) -> None:
+        if item.record is None:
+            self.counts.bad_lines += 1
+            log.warning("%s", item.error)
+            return
+        self.counts.records += 1
+        record = {**item.record, "entry_id": record_id(item.record), "rollout_id": rollout_id}
+        view = read_rollout(record)
+        labels = self.s.policy.label(view)
+        if labels.values is None:
+            self.counts.dropped[labels.dropped] += 1
+            return
+        try:
+            images = formats.image_paths(record, item.source, self.ctx)
+        except formats.MissingImage as exc:
+            log.warning("%s: %s", item.where, exc)
+            self.counts.dropped["image_missing"] += 1
+            return
+        if self.s.fmt in ("trl-prm", "openrlhf-prm"):
+            build = formats.trl_prm if self.s.fmt == "trl-prm" else formats.openrlhf_prm
+            self._emit(build(record, [step.text for step in view.steps], labels, images, self.ctx), labels)
+            return
+        right, sound = self.s.answers.is_right(record), good(labels.values, self.s.policy)
+        if self.s.fmt == "sft":
+            if right and sound:
+                self._emit(formats.sft(record, images), labels)
+            else:
+                self.counts.dropped["sft_wrong_answer" if not right else "sft_bad_step"] += 1
+            return
+        self._pair(record, images, labels, "rejected" if not right else "chosen" if sound else None)
+
+    def _pair(self, record: dict, images: list[str], labels: Labels, side: str | None) -> None:
+        if side is None:
+            self.counts.dropped["pairs_right_answer_bad_step"] += 1
+            return
+        key = dump_line({"entry_id": record["entry_id"], "response": record["response"]})
+        if not self._seen.first_time(key):  # the same rollout twice must not pair with itself
+            self.counts.duplicates += 1
+            return
+        # only what a pair needs waits in memory, not the whole rollout
+        slim = {"rollout_id": record["rollout_id"], "response": record["response"]}
+        waiting = self._waiting[record["entry_id"]]
+        other = waiting["rejected" if side == "chosen" else "chosen"]
+        if not other:
+            waiting[side].append(slim)
+            return
+        partner = other.pop(0)
+        chosen, rejected = (slim, partner) if side == "chosen" else (partner, slim)
+        if not waiting["chosen"] and not waiting["rejected"]:
+            del self._waiting[record["entry_id"]]
+        self._write(formats.pair(record, chosen, rejected, images), record["entry_id"], labels)
+
+    def _emit(self, row: dict, labels: Labels) -> None:
+        content = dump_line({k: v for k, v in row.items() if k not in _ID_FIELDS})
+        if not self._seen.first_time(content):
+            self.counts.duplicates += 1
+            return
+        self._write(row, row["entry_id"], labels)
+
+    def _write(self, row: dict, entry: str, labels: Labels) -> None:
+        split = split_of(entry, self.s.splits)
+        self._writers[split].add(row, dump_line(row))
+        self.counts.rows[split] += 1
+        self.counts.filled_rows += bool(labels.filled_steps)
+
+
+def summary_lines(counts: ExportCounts, settings: ExportSettings) -> list[str]:
+    dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(counts.dropped.items())) or "none"
+    written = ", ".join(f"{split} {counts.rows[split]} -> {path}" for split, path in counts.files.items())
+    lines = [f"export {settings.fmt}, labels {settings.policy.name}",
+             f"  read      {counts.records} rollouts, {counts.bad_lines} unreadable lines",
+             f"  dropped   {sum(counts.dropped.values())}: {dropped}",
+             f"  duplicates {counts.duplicates} dropped",
+             f"  filled    {counts.filled_rows} rows have steps filled by the monotone rule (filled_steps)",
+             f"  written   {sum(counts.rows.values())} rows: {written}"]
+    if settings.fmt == "pairs":
+        lines.insert(-1, f"  unpaired  {counts.unpaired} rollouts had no partner of the other kind")
+    return lines
