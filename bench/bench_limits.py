@@ -7,7 +7,8 @@ allows 600 requests a minute and counts rejected requests against that (as OpenA
 For every header shape the server sends (openai: all six; azure: remaining-* only; none), bursts of
 1 s and 10 s, and rollkit told nothing versus told a limit 2x too high, it prints time / ideal, 429s
 as a share of answers, and the most times one request was sent. Ideal = (requests - burst) / rate:
-the burst goes at once, the rest at the refill rate. Two baselines run in the same process:
+the burst goes at once, the rest at the refill rate. A run still going at 20 x ideal is stopped and
+reported with how many it had answered. Two baselines run in the same process:
 - "minute bucket": paces from a minute-sized bucket set once from the first answer's headers (200
   a minute when there are none), and after a 429 every request waits a 10-second cool-down, the
   way curator does;
@@ -114,15 +115,30 @@ async def waves_run(url: str, window: float, wave: int = 500) -> float:
     return time.monotonic() - start
 
 
+GIVE_UP_RATIO = 20.0  # a run still going at 20 x ideal is stopped and reported as such
+
+
+async def bounded(run, url: str, limit: float) -> float | None:
+    """Seconds the run took, or None when it was still going after `limit` seconds."""
+    start = time.monotonic()
+    try:
+        await asyncio.wait_for(run(url), timeout=limit)
+    except TimeoutError:
+        return None
+    return time.monotonic() - start
+
+
 def measure(label: str, window: float, burst: float, server: list[str], run) -> dict:
+    ideal = ideal_seconds(window, burst)
     with run_emulator("--rpm", str(RPM), "--window-seconds", str(window), "--burst-seconds", str(burst),
                       "--count-rejected", "--latency-ms", str(LATENCY_MS), *server) as url:
-        elapsed = asyncio.run(run(url))
+        elapsed = asyncio.run(bounded(run, url, GIVE_UP_RATIO * ideal))
         stats = get_stats(url, with_keys=False)
-    limited = stats["by_status"].get("429", 0)
-    row = {"label": label, "time_ratio": elapsed / ideal_seconds(window, burst),
-           "share_429": limited / REQUESTS, "most_sends": stats["most_attempts"]}
-    print(f"  {label:<44} time/ideal {row['time_ratio']:5.2f}   429s/answers {row['share_429']:7.1%}   "
+    limited, answered = stats["by_status"].get("429", 0), stats["by_status"].get("200", 0)
+    row = {"label": label, "time_ratio": None if elapsed is None else elapsed / ideal,
+           "share_429": limited / max(1, answered), "most_sends": stats["most_attempts"], "answered": answered}
+    took = f"{row['time_ratio']:5.2f}" if elapsed is not None else f">{GIVE_UP_RATIO:.0f} (stopped, {answered} answered)"
+    print(f"  {label:<44} time/ideal {took}   429s/answers {row['share_429']:7.1%}   "
           f"most sends {row['most_sends']}", flush=True)
     return row
 

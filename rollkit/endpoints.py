@@ -25,6 +25,7 @@ KINDS = tuple(KIND_ADAPTERS)
 DEFAULT_AZURE_API_VERSION = DEFAULT_API_VERSION
 BACKOFF_AFTER_FAILURES = 3  # failures in a row before the whole endpoint backs off
 MAX_BACKOFF_SECONDS = 30.0
+DOWN_AFTER_SECONDS = 2.0  # no answer for this long, while failing in a row: the endpoint is down
 
 
 class EndpointConfigError(Exception):
@@ -201,13 +202,16 @@ class EndpointState:
         self.failures_in_a_row += 1
         if self.down_since is None:
             self.down_since = time.monotonic()
-        if self.failures_in_a_row >= BACKOFF_AFTER_FAILURES:
+        if self.in_outage():
+            # Scattered failures between answers are the requests' business (each retries on its
+            # own); only an endpoint that stopped answering is paused as a whole.
             steps = self.failures_in_a_row - BACKOFF_AFTER_FAILURES
             delay = min(MAX_BACKOFF_SECONDS, 2.0 ** steps)
             self.pause(delay * random.uniform(0.5, 1.0))
 
     def in_outage(self) -> bool:
-        return self.failures_in_a_row >= BACKOFF_AFTER_FAILURES
+        """Failing in a row, with no answer for a while."""
+        return self.failures_in_a_row >= BACKOFF_AFTER_FAILURES and self.down_for(time.monotonic()) >= DOWN_AFTER_SECONDS
 
     def down_for(self, now: float) -> float:
         return 0.0 if self.down_since is None else now - self.down_since

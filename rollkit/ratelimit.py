@@ -109,9 +109,11 @@ class Aimd:
             return
         target = self.rate * (0.5 if self.slow_start else 0.75)
         delivered = self.delivered()
-        if delivered is not None:
+        # Only a sender that kept up with its own pace measured the server; one that sent less
+        # (few requests, long pauses) would talk itself down to nothing.
+        if delivered is not None and delivered >= 0.5 * self.rate:
             target = min(target, 0.95 * delivered)
-        self.rate = max(0.1 / self.second, target)
+        self.rate = max(1.0 / self.second, target)
         self.slow_start = False
         self.decreased_at = self._clock()
 
@@ -193,7 +195,8 @@ class Meter:
         """Seconds until `amount` fits; a request larger than the whole burst waits for a full one."""
         if not self.metered():
             return 0.0
-        needed = min(amount, self.capacity()) + self.reserve() - self.level()
+        capacity = self.capacity()
+        needed = min(min(amount, capacity) + self.reserve(), capacity) - self.level()
         if needed <= 0:
             return 0.0
         rate = self.rate()

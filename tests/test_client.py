@@ -14,7 +14,7 @@ from rollkit.endpoints import Endpoint, EndpointPool
 @pytest.fixture(scope="module")
 def urls():
     with run_emulators(["--rpm", "6", "--window-seconds", "1", "--burst-seconds", "60"], ["--fault-500", "1"], [],
-                       ["--require-key", "right-key"], ["--fault-429", "0.3"], ["--fault-malformed", "1"]) as found:
+                       ["--require-key", "right-key"], ["--fault-429", "0.3", "--rpm", "100000"], ["--fault-malformed", "1"]) as found:
         yield dict(zip(["limited", "broken", "healthy", "locked", "flaky", "garbled"], found, strict=True))
 
 

@@ -138,16 +138,20 @@ def test_consensus_keeps_only_an_agreeing_first_error(tmp_path):
 
 
 def test_both_schema_versions_read_the_same(tmp_path, verified):
-    # schema 2: the judge's step in judge_first_incorrect_step, the MC int back in first_incorrect_step
-    new = [{**{k: v for k, v in r.items() if k not in ("first_incorrect_step", "mc_first_incorrect_step")},
-            "judge_first_incorrect_step": r["first_incorrect_step"],
-            "first_incorrect_step": r.get("mc_first_incorrect_step")} for r in read_jsonl(verified)]
-    (tmp_path / "v2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in new))
+    # map writes schema 2 (the judge's step in judge_first_incorrect_step, the MC int in
+    # first_incorrect_step); schema 1 had the judge's dict in first_incorrect_step and the MC int
+    # in mc_first_incorrect_step. Both must export to the same bytes.
+    current = read_jsonl(verified)
+    assert all("judge_first_incorrect_step" in r for r in current)
+    old = [{**{k: v for k, v in r.items() if k not in ("first_incorrect_step", "judge_first_incorrect_step")},
+            "first_incorrect_step": r["judge_first_incorrect_step"],
+            "mc_first_incorrect_step": r.get("first_incorrect_step")} for r in current]
+    (tmp_path / "v1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
     for policy in ("judge", "consensus", "mc-hard"):
         old_out, new_out = tmp_path / f"old-{policy}.jsonl", tmp_path / f"new-{policy}.jsonl"
-        assert export("--rollouts", str(verified), "--format", "trl-prm", "--labels", policy,
+        assert export("--rollouts", str(tmp_path / "v1.jsonl"), "--format", "trl-prm", "--labels", policy,
                       "--output", str(old_out))[0] == 0
-        assert export("--rollouts", str(tmp_path / "v2.jsonl"), "--format", "trl-prm", "--labels", policy,
+        assert export("--rollouts", str(verified), "--format", "trl-prm", "--labels", policy,
                       "--output", str(new_out))[0] == 0
         assert old_out.read_bytes() == new_out.read_bytes() and old_out.stat().st_size > 0
 

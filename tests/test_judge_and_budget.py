@@ -139,3 +139,12 @@ def test_a_reply_with_n_choices_is_judged_choice_by_choice():
     refused = result_from_response({"choices": [{"index": 0, "finish_reason": "content_filter", "message": {}}]},
                                    per_choice=True)
     assert [p.reason for p in refused.split(2)] == ["content_filter", "content_filter"]
+
+
+def test_a_burst_of_one_never_waits_for_more_than_it_holds():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, adaptive=True, clock=lambda: now[0])
+    meter.observe_no_meter()
+    meter.observe_429(sent_at=0.0, pause=0.0)  # rate 0.5/s: a burst of one request
+    now[0] = 10.0
+    assert meter.capacity() == 1 and meter.wait_time(1) == 0

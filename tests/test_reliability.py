@@ -11,7 +11,9 @@ from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.testing import get_stats, run_emulator
 from rollkit.records import entry_id, iter_inputs
 
-FAULTS = ["--fault-429", "0.1", "--fault-500", "0.1", "--fault-timeout", "0.1", "--fault-reset", "0.1",
+# A metered server (headers present), so injected 429s are read as the pauses they ask for, not as
+# a rate to learn from 429s alone (see tests/test_pacing.py for that).
+FAULTS = ["--rpm", "100000", "--fault-429", "0.1", "--fault-500", "0.1", "--fault-timeout", "0.1", "--fault-reset", "0.1",
           "--fault-malformed", "0.1", "--fault-content-filter", "0.1", "--fault-length", "0.1",
           "--timeout-sleep", "4"]
 
