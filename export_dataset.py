@@ -42,7 +42,7 @@ from rollkit.export.labels import POLICIES, Policy
 from rollkit.export.run import Exporter, ExportSettings, summary_lines
 from rollkit.export.split import parse_splits
 from rollkit.export.view import AnswerCheck
-from rollkit.records import InputError
+from rollkit.inputs import InputError
 from rollkit.stage import save_json
 
 

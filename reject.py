@@ -18,8 +18,7 @@ import argparse
 import sys
 
 from rollkit import cli
-from rollkit.pipeline import dry_run, execute
-from rollkit.records import iter_inputs
+from rollkit.inputs import iter_inputs
 from rollkit.rejection import (
     SamplingParams,
     ScoringParams,
@@ -30,6 +29,7 @@ from rollkit.rejection import (
     scoring_body,
     write_sft,
 )
+from rollkit.stage import dry_run, execute
 
 SCORER_FLAGS = ("scorer_base_url", "scorer_endpoints", "scorer_azure_endpoint")
 

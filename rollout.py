@@ -43,6 +43,7 @@ from pathlib import Path
 from rollkit import cli
 from rollkit.answer_judge import endpoint_judge
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
+from rollkit.inputs import iter_inputs
 from rollkit.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -51,9 +52,8 @@ from rollkit.montecarlo import (
     rollout_units,
     run_rollout,
 )
-from rollkit.pipeline import dry_run, execute
-from rollkit.records import iter_inputs
 from rollkit.rollout_templates import TEMPLATE_NAMES
+from rollkit.stage import dry_run, execute
 
 JUDGE_FLAGS = ("judge_base_url", "judge_endpoints", "judge_azure_endpoint")
 

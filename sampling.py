@@ -14,9 +14,9 @@ import argparse
 import sys
 
 from rollkit import cli
-from rollkit.pipeline import dry_run, execute
-from rollkit.records import iter_inputs
+from rollkit.inputs import iter_inputs
 from rollkit.rejection import SamplingParams, sample_candidates, sampling_bodies, sampling_outcome
+from rollkit.stage import dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,10 +14,9 @@ import argparse
 import sys
 
 from rollkit import cli
-from rollkit.pipeline import dry_run, execute
-from rollkit.records import iter_inputs
+from rollkit.inputs import iter_inputs
 from rollkit.rejection import ScoringParams, score_and_select, scoring_body, write_sft
-from rollkit.stage import Outcome
+from rollkit.stage import Outcome, dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

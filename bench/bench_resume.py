@@ -93,7 +93,7 @@ def bench_scan(folder: Path, size_mb: int) -> None:
 CHILD = """
 import json, sys, time
 from rollkit.jsonl_log import ResultLog
-from rollkit.records import entry_id, iter_inputs
+from rollkit.inputs import entry_id, iter_inputs
 def peak_kb():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))

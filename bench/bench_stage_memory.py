@@ -22,7 +22,7 @@ CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[3])
 import reject  # noqa: F401  (the same imports as a real stage)
-from rollkit.records import iter_inputs
+from rollkit.inputs import iter_inputs
 from rollkit.stage import Outcome, StageRunner
 
 async def process(item, eid):

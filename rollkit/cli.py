@@ -22,8 +22,8 @@ from .endpoints import (
     load_endpoints_toml,
     resolve_key,
 )
+from .inputs import EmptyInput, InputError
 from .jsonl_log import LogLockedError
-from .records import EmptyInput, InputError
 from .secrets import RedactingFilter
 
 log = logging.getLogger("rollkit")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from .records import IMAGE_FIELDS, field_refs, is_url, resolve_image_path
+from .inputs import IMAGE_FIELDS, field_refs, is_url, resolve_image_path
 
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 

@@ -16,8 +16,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from .inputs import canonical_json
 from .jsonl_log import KeyedLog, id_digest, log
-from .records import canonical_json
 
 
 def request_key(body: dict, sample_index: int = 0) -> str:

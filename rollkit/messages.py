@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from .images import record_image_urls
-from .records import image_folder, question_text
+from .inputs import image_folder, question_text
 
 __all__ = ["build_messages", "image_parts", "prompt_turns", "question_text", "reference_answers",
            "strip_image_tokens"]

@@ -18,10 +18,10 @@ import jsonlines
 from .atomic import atomic_write
 from .client import ChatClient, ChatResult
 from .images import ImageError, record_image_paths
+from .inputs import image_folder, image_refs, is_url
 from .judge import parse_judge_score
 from .messages import build_messages, image_parts, question_text, reference_answers
 from .prompts import render
-from .records import image_folder, image_refs, is_url
 from .stage import Outcome
 
 

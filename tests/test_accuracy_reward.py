@@ -11,6 +11,7 @@ import pytest
 import accuracy_reward
 from accuracy_reward import check_answer, check_answer_async, get_mode, parse_answer, register_mode
 from rollkit.answers import (
+    ASYNC_MODES,
     anls_similarity,
     answer_formats,
     mathcheck,
@@ -339,7 +340,26 @@ def test_seed_prompt_format_versions_are_aliases(alias):
     assert parse_answer("<correct_answer>$\\boxed{7}$</correct_answer>", alias) == "7"
 
 
-@pytest.mark.parametrize("mode", sorted(set(scoring_modes()) - {"llm_judge"}))
+@pytest.mark.parametrize("mode", sorted(set(scoring_modes()) - ASYNC_MODES))
 def test_the_same_string_counts_in_every_mode(mode):
     for same in ("9", "a red bus", "Z"):  # 9 and Z are outside RAVEN's answer range; still the same
         assert check_answer(f" {same} ", same, mode) == 1
+
+
+def test_the_seeds_open_answer_mode_is_the_llm_judge():
+    import asyncio
+
+    from rollkit.answers import check_answer_async, set_llm_judge
+
+    asked = []
+
+    async def judge(pred, gt, question):
+        asked.append((pred, gt))
+        return 1
+
+    set_llm_judge(judge)
+    try:
+        assert asyncio.run(check_answer_async("a tall tree", "tree", "ai2d_open_answer_score")) == 1
+    finally:
+        set_llm_judge(None)
+    assert asked == [("a tall tree", "tree")]

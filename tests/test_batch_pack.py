@@ -16,11 +16,11 @@ from conftest import read_jsonl, script_env
 from PIL import Image
 from test_batch_support import FIXTURE_ROLLOUTS, FIXTURES, PACK, make_rollouts
 
+from rollkit.batch.judge_requests import request_tokens
 from rollkit.batch.limits import TARGETS, FileLimits
 from rollkit.batch.pack import Packer, PackError, PackSettings
-from rollkit.batch.requests import request_tokens
 from rollkit.images import load_image
-from rollkit.records import entry_id
+from rollkit.inputs import entry_id
 from rollkit.tokens import count_text, image_tokens
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,7 +8,7 @@ from conftest import read_jsonl, run_script
 
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.testing import run_emulator
-from rollkit.records import entry_id, iter_inputs
+from rollkit.inputs import entry_id, iter_inputs
 
 
 def sampling_args(url: str, questions, output, *extra: str) -> list[str]:

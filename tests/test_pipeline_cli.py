@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from conftest import ROOT, read_jsonl, script_env
 
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
-from rollkit.pipeline import model_price
+from rollkit.pricing import model_price
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"
 FOLDER = "vqav2_example"

@@ -13,8 +13,7 @@ import jsonlines
 import pytest
 
 from rollkit import jsonlist, records
-from rollkit.jsonl_log import ErrorLog, LogLockedError, ResultLog, error_log_for
-from rollkit.records import (
+from rollkit.inputs import (
     InputError,
     entry_id,
     image_folder,
@@ -24,6 +23,7 @@ from rollkit.records import (
     question_text,
     resolve_image_path,
 )
+from rollkit.jsonl_log import ErrorLog, LogLockedError, ResultLog, error_log_for
 
 REPO = Path(__file__).resolve().parents[1]
 CATS = {"question": "How many cats are on the sofa?", "image": "images/cats.jpg", "answer": "2"}

@@ -9,7 +9,7 @@ from conftest import crash_and_resume, read_jsonl, run_script, start_script
 
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.testing import get_stats, run_emulator
-from rollkit.records import entry_id, iter_inputs
+from rollkit.inputs import entry_id, iter_inputs
 
 # A metered server (headers present), so injected 429s are read as the pauses they ask for, not as
 # a rate to learn from 429s alone (see tests/test_pacing.py for that).

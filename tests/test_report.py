@@ -13,7 +13,7 @@ from conftest import FIXTURES, ROOT, read_jsonl, run_script
 from PIL import Image
 
 from rollkit.emulator.testing import run_emulator
-from rollkit.pipeline import model_price
+from rollkit.pricing import model_price
 from rollkit.report.collect import Collector
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"

@@ -12,7 +12,7 @@ from conftest import FIXTURES, ROOT, crash_and_resume, read_jsonl, run_script, s
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.steps_text import first_wrong_step
 from rollkit.emulator.testing import get_stats, run_emulator
-from rollkit.records import entry_id, iter_inputs
+from rollkit.inputs import entry_id, iter_inputs
 from rollkit.steps import parse_solution
 
 EXAMPLE = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"

@@ -9,6 +9,7 @@ import pytest
 
 from rollkit.client import ChatResult, result_from_response
 from rollkit.endpoints import Endpoint
+from rollkit.inputs import InputItem
 from rollkit.jsonl_log import ErrorLog, ResultLog
 from rollkit.montecarlo import (
     ProbeFailed,
@@ -26,7 +27,6 @@ from rollkit.montecarlo import (
     split_rollout_id,
     usage_share,
 )
-from rollkit.records import InputItem
 from rollkit.stage import Outcome, StageRunner
 from rollkit.steps import parse_solution
 

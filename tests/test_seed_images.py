@@ -13,7 +13,7 @@ from conftest import FIXTURES, read_jsonl, run_script
 from test_batch_cycle import FAST
 
 from rollkit.images import ImageError, record_image_paths
-from rollkit.records import canonical_json, entry_id
+from rollkit.inputs import canonical_json, entry_id
 
 pytestmark = pytest.mark.timeout(120)
 

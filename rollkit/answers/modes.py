@@ -16,7 +16,9 @@ from .normalize import _to_float, integer_text, vqa_normalize
 ModeFn = Callable[[str, str], int]
 
 _MODES: dict[str, ModeFn] = {}
-ASYNC_MODES = frozenset({"llm_judge"})
+ASYNC_MODES = frozenset({"llm_judge", "ai2d_open_answer_score"})
+# The seed's name for judging open answers (AI2D and other open-ended sets) is the same judge.
+MODE_ALIASES = {"ai2d_open_answer_score": "llm_judge"}
 
 
 def register_mode(name: str) -> Callable[[ModeFn], ModeFn]:
@@ -47,7 +49,7 @@ def _mode_names(mode: str | Sequence[str]) -> list[str]:
     unknown = [name for name in names if name not in _MODES and name not in ASYNC_MODES]
     if unknown or not names:
         raise ValueError(f"unknown scoring mode(s) {unknown or names}; known: {scoring_modes()}")
-    return names
+    return [MODE_ALIASES.get(name, name) for name in names]
 
 
 def scoring_modes() -> list[str]:

@@ -34,8 +34,8 @@ from rollkit.atomic import atomic_write
 from rollkit.jsonl_log import dump_line
 from rollkit.steps import parse_solution
 
+from .judge_requests import rollout_items
 from .limits import MANIFEST_NAME, RESULTS_DIR
-from .requests import rollout_items
 from .results import LineResult, ResultIndex
 from .verdicts import parse_verdict
 

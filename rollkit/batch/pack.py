@@ -31,6 +31,14 @@ from rollkit.atomic import AtomicFile, write_json
 from rollkit.images import ImageError
 from rollkit.jsonl_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
 
+from .judge_requests import (
+    JudgePrompt,
+    RequestError,
+    RequestOptions,
+    build_request,
+    request_tokens,
+    rollout_items,
+)
 from .limits import (
     MANIFEST_NAME,
     MANIFEST_SCHEMA_VERSION,
@@ -40,7 +48,6 @@ from .limits import (
     FileLimits,
     line_route,
 )
-from .requests import JudgePrompt, RequestError, RequestOptions, build_request, request_tokens, rollout_items
 from .results import ok_ids
 
 log = logging.getLogger("rollkit")

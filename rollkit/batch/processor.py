@@ -26,8 +26,8 @@ from openai.types import Batch
 from tqdm import tqdm
 
 from rollkit.endpoints import EndpointConfigError
+from rollkit.inputs import one_based_range
 from rollkit.jsonl_log import LogLockedError
-from rollkit.records import one_based_range
 
 from .ledger import TERMINAL, Attempt, FileLedger, FileState, read_state
 from .limits import LEDGER_DIR, RESULTS_DIR

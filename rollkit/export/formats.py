@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from rollkit.batch.requests import judge_question
-from rollkit.records import image_folder, image_refs, resolve_image_path
+from rollkit.batch.judge_requests import judge_question
+from rollkit.inputs import image_folder, image_refs, resolve_image_path
 
 from .labels import Labels
 

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rollkit.batch.requests import rollout_items
+from rollkit.batch.judge_requests import rollout_items
+from rollkit.inputs import InputItem
 from rollkit.jsonl_log import dump_line
-from rollkit.records import InputItem
 from rollkit.stage import record_id
 
 from . import formats

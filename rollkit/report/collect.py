@@ -18,11 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rollkit.batch.requests import rollout_items
+from rollkit.batch.judge_requests import rollout_items
 from rollkit.digests import DigestTable, id_digest
 from rollkit.export.labels import POLICIES, Policy
 from rollkit.export.view import AnswerCheck, RolloutView, read_rollout
-from rollkit.records import SIDE_FILE_SUFFIXES, iter_inputs
+from rollkit.inputs import SIDE_FILE_SUFFIXES, iter_inputs
 from rollkit.stage import record_id
 
 log = logging.getLogger("rollkit")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from rollkit.pipeline import model_price
+from rollkit.atomic import atomic_write
+from rollkit.pricing import model_price
 
 from .collect import StageCost, Tallies
 
@@ -65,6 +66,7 @@ def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str]
         _costs(t),
     ]
     page = out / "index.html"
-    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>rollkit report</title>"
-                    f"<style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>\n", encoding="utf-8")
+    with atomic_write(page) as handle:
+        handle.write(f"<!doctype html><html><head><meta charset='utf-8'><title>rollkit report</title>"
+                     f"<style>{_STYLE}</style></head><body>{''.join(sections)}</body></html>\n")
     return page

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rollkit.batch.requests import (
+from rollkit.batch.judge_requests import (
     DEFAULT_MAX_COMPLETION_TOKENS,
     RequestError,
     RequestOptions,
@@ -27,9 +27,9 @@ from rollkit.batch.requests import (
     request_tokens,
 )
 from rollkit.images import ImageError
+from rollkit.inputs import iter_inputs
 from rollkit.montecarlo import RolloutParams
-from rollkit.pipeline import model_price
-from rollkit.records import iter_inputs
+from rollkit.pricing import model_price
 from rollkit.stage import save_json
 
 from .config import RunConfig

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rollkit.images import image_size
+from rollkit.inputs import InputItem, iter_inputs, question_text, record_id
 from rollkit.jsonl_log import DigestTable, id_digest
 from rollkit.messages import image_parts
 from rollkit.prompts import fill, load_template, placeholders
-from rollkit.records import InputItem, iter_inputs, question_text, record_id
 from rollkit.tokens import completion_allowance, count_messages
 
 PROMPT_NAME = "verify_steps"
