@@ -29,7 +29,7 @@ from rollkit.rejection import (
     scoring_body,
     write_sft,
 )
-from rollkit.stage import dry_run, execute
+from rollkit.stage import StageConfig, dry_run, execute
 
 SCORER_FLAGS = ("scorer_base_url", "scorer_endpoints", "scorer_azure_endpoint")
 
@@ -95,7 +95,7 @@ async def main(args: argparse.Namespace) -> int:
         dry_run(items, dry_run_bodies(args, sampling, scoring), args.generator_model, args.price_in,
                 args.price_out)
         return 0
-    await execute("reject", args, items, build_pools(args), make_process(args, sampling, scoring))
+    await execute("reject", StageConfig.from_args(args), items, build_pools(args), make_process(args, sampling, scoring))
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0

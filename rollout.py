@@ -53,7 +53,7 @@ from rollkit.montecarlo import (
     run_rollout,
 )
 from rollkit.rollout_templates import TEMPLATE_NAMES
-from rollkit.stage import dry_run, execute
+from rollkit.stage import StageConfig, dry_run, execute
 
 JUDGE_FLAGS = ("judge_base_url", "judge_endpoints", "judge_azure_endpoint")
 
@@ -172,7 +172,7 @@ async def main(args: argparse.Namespace) -> int:
             return await run_rollout(calls, params, item.record, item.source, unit)
         return process
 
-    await execute("rollout", args, items, pools, make_process, id_field="rollout_id",
+    await execute("rollout", StageConfig.from_args(args), items, pools, make_process, id_field="rollout_id",
                   units=rollout_units(params.num_rollouts))
     return 0
 

@@ -16,7 +16,7 @@ import sys
 from rollkit import cli
 from rollkit.inputs import iter_inputs
 from rollkit.rejection import SamplingParams, sample_candidates, sampling_bodies, sampling_outcome
-from rollkit.stage import dry_run, execute
+from rollkit.stage import StageConfig, dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ async def main(args: argparse.Namespace) -> int:
                                                             eid, params))
         return process
 
-    await execute("sampling", args, items, pools, make_process)
+    await execute("sampling", StageConfig.from_args(args), items, pools, make_process)
     return 0
 
 

@@ -16,7 +16,7 @@ import sys
 from rollkit import cli
 from rollkit.inputs import iter_inputs
 from rollkit.rejection import ScoringParams, score_and_select, scoring_body, write_sft
-from rollkit.stage import Outcome, dry_run, execute
+from rollkit.stage import Outcome, StageConfig, dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ async def main(args: argparse.Namespace) -> int:
             return Outcome(record=fields, incomplete=fields["failed_scores"] > 0)
         return process
 
-    await execute("score", args, items, pools, make_process)
+    await execute("score", StageConfig.from_args(args), items, pools, make_process)
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0

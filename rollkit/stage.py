@@ -266,35 +266,60 @@ def merged_stats(clients: list[ChatClient]) -> RequestStats:
     return total
 
 
-def journal_path(args: argparse.Namespace) -> Path:
-    """The seeds' `--cache_file` when given, else `<output>.journal.jsonl`."""
-    return Path(getattr(args, "cache_file", None) or f"{args.output}.journal.jsonl")
+@dataclass(frozen=True)
+class StageConfig:
+    """What the engine needs of a stage's flags, resolved once from the command line; `flags` is
+    every resolved flag, saved beside the output (keys are never flags, so none can leak there)."""
+
+    output: str
+    inputs: list[str]
+    concurrency: int = 16
+    request_timeout: float = 120.0
+    max_attempts: int = 5
+    backoff: float = 1.0
+    max_outage: float = 600.0
+    retry_failed: bool = False
+    start: int | None = None  # 0-based first record, end excluded (cli turns the seed's 1-based form)
+    end: int | None = None
+    journal: str | None = None  # the seeds' --cache_file; default <output>.journal.jsonl
+    flags: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> StageConfig:
+        return cls(output=args.output, inputs=args.input, concurrency=args.concurrency,
+                   request_timeout=args.request_timeout, max_attempts=args.max_attempts, backoff=args.backoff,
+                   max_outage=args.max_outage, retry_failed=args.retry_failed,
+                   start=getattr(args, "start", None), end=getattr(args, "end", None),
+                   journal=getattr(args, "cache_file", None), flags=dict(vars(args)))
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.journal or f"{self.output}.journal.jsonl")
 
 
-async def execute(name: str, args: argparse.Namespace, items: Iterable[InputItem],
+async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
                   pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
                   *, id_field: str = "entry_id", units: Units | None = None) -> dict:
-    """Run one stage over `items` into `args.output`; returns its summary (also printed and saved).
+    """Run one stage over `items` into `config.output`; returns its summary (also printed and saved).
 
     `id_field` and `units` let a stage write several records per input (see StageRunner)."""
-    output = args.output
-    check_not_empty(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None))
+    c, output = config, config.output
+    check_not_empty(c.inputs, start=c.start, end=c.end)
     async with AsyncExitStack() as stack:
-        journal = stack.enter_context(RequestJournal(journal_path(args)))
-        slots = asyncio.Semaphore(args.concurrency)  # one bound for every role: a kill costs at most this
+        journal = stack.enter_context(RequestJournal(c.journal_path))
+        slots = asyncio.Semaphore(c.concurrency)  # one bound for every role: a kill costs at most this
         clients = {role: await stack.enter_async_context(ChatClient(
-            pool, journal, concurrency=args.concurrency, timeout=args.request_timeout,
-            max_attempts=args.max_attempts, backoff=args.backoff, max_outage=args.max_outage, slots=slots,
-            redo_unusable=args.retry_failed)) for role, pool in pools.items()}
-        runner = StageRunner(name, output, concurrency=args.concurrency, retry_failed=args.retry_failed,
+            pool, journal, concurrency=c.concurrency, timeout=c.request_timeout, max_attempts=c.max_attempts,
+            backoff=c.backoff, max_outage=c.max_outage, slots=slots, redo_unusable=c.retry_failed))
+            for role, pool in pools.items()}
+        runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
                              units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
         runner.open()
         stack.callback(runner.close)
         save_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
-                                            "entry_id_version": ENTRY_ID_VERSION, **vars(args)})
-        total = count_inputs(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None))
-        await runner.run(items, make_process(clients), total)
+                                            "entry_id_version": ENTRY_ID_VERSION, **c.flags})
+        await runner.run(items, make_process(clients), count_inputs(c.inputs, start=c.start, end=c.end))
         summary = runner.summary()
     save_json(f"{output}.summary.json", summary)
     print_summary(summary)
