@@ -12,7 +12,7 @@ from pathlib import Path
 import jsonlines
 import pytest
 
-from rollkit import jsonlist, records
+from rollkit import inputs, jsonlist
 from rollkit.inputs import (
     InputError,
     entry_id,
@@ -46,7 +46,7 @@ def questions(n: int, start: int = 0) -> list[dict]:
 
 def test_entry_id_known_values_never_change():
     # md5 of {"images":["images/cats.jpg"],"question":"How many cats are on the sofa?"}
-    assert records.ENTRY_ID_VERSION == 2  # 2 changed only records with neither images nor image
+    assert inputs.ENTRY_ID_VERSION == 2  # 2 changed only records with neither images nor image
     assert entry_id(CATS) == "17de450c92f4e7de8c844709cc02d5d4"
     assert entry_id(SEED_004) == "5f21d7a73662eeed216366e946fe8387"
 
