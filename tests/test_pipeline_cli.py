@@ -171,3 +171,20 @@ def test_a_failing_stage_stops_the_pipeline_with_its_status(tmp_path):
     assert done.returncode == 1 and "[vqav2_example] rollout failed (exit status 1)" in done.stderr
     assert not (tmp_path / "out" / "pipeline_state" / f"{FOLDER}.rollout.json").exists()
     assert "== [vqav2_example] pack" not in done.stdout
+
+
+def test_an_outage_stops_the_pipeline_with_exit_3_and_a_rerun_finishes(tmp_path):
+    config = write_config(tmp_path / "run.toml", "http://127.0.0.1:1", "out", **{"max-outage": 1})
+    with run_emulator("--down-at", "0", "--down-for", "3600", "--answer-key", str(QUESTIONS)) as url:
+        config.write_text(config.read_text().replace("http://127.0.0.1:1", url))
+        stopped = pipeline("--config", str(config))
+    assert stopped.returncode == 3, stopped.stderr
+    assert "== [vqav2_example] pack" not in stopped.stdout
+    errors = tmp_path / "out" / "rollout_output_data_files" / FOLDER
+    error_files = list(errors.glob("*.errors.jsonl"))
+    assert error_files and not any(read_jsonl(p) for p in error_files)  # nothing written off
+    with run_emulator("--seed", "7", "--answer-key", str(QUESTIONS)) as url:
+        config.write_text(re.sub(r'base-url = ".*"', f'base-url = "{url}/v1"', config.read_text()))
+        done = pipeline("--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert outputs(tmp_path / "out")
