@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from dataclasses import dataclass, field
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type
 
 from .endpoints import EndpointPool, EndpointState, keep_loopback_off_proxies
 from .images import image_size
@@ -221,7 +222,9 @@ class ChatClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
             stop=lambda _state: counted[0] >= self.max_attempts,
-            wait=wait_exponential_jitter(multiplier=self.backoff, max=MAX_RETRY_WAIT_SECONDS, jitter=self.backoff),
+            # The wait grows with the attempts that count: while an endpoint is down its own pause
+            # spaces the tries, so a request is ready to go the moment the endpoint is back.
+            wait=lambda _state: self._retry_wait(counted[0]),
             before_sleep=self._count_retry,
             reraise=True,
         )
@@ -238,6 +241,9 @@ class ChatClient:
                     self._check_outage()
                     raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _retry_wait(self, counted: int) -> float:
+        return min(MAX_RETRY_WAIT_SECONDS, self.backoff * 2 ** max(0, counted - 1) + random.uniform(0, self.backoff))
 
     def _check_outage(self) -> None:
         down = self.pool.outage_seconds()

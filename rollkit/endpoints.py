@@ -202,11 +202,13 @@ class EndpointState:
         self.failures_in_a_row += 1
         if self.down_since is None:
             self.down_since = time.monotonic()
-        if self.in_outage():
+        now = time.monotonic()
+        if self.in_outage() and self.pacer.paused_until <= now:
             # Scattered failures between answers are the requests' business (each retries on its
-            # own); only an endpoint that stopped answering is paused as a whole.
-            steps = self.failures_in_a_row - BACKOFF_AFTER_FAILURES
-            delay = min(MAX_BACKOFF_SECONDS, 2.0 ** steps)
+            # own); only an endpoint that stopped answering is paused as a whole, and it is tried
+            # again after a share of how long it has been down (a short outage ends in about a
+            # second, a long one is asked every 30 s), with jitter so many clients do not align.
+            delay = min(MAX_BACKOFF_SECONDS, max(1.0, 0.5 * self.down_for(now)))
             self.pause(delay * random.uniform(0.5, 1.0))
 
     def in_outage(self) -> bool:
