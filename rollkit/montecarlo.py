@@ -46,8 +46,8 @@ from .mc_search import (
 )
 from .messages import image_parts, question_text, reference_answers, strip_image_tokens
 from .prompts import fill, load_template
-from .rejection import sample_seed
 from .rollout_templates import rollout_prompt, template, templates_used
+from .samples import sample_bodies, sample_seed
 from .stage import Outcome
 from .steps import Solution, parse_solution, text_prefix
 
@@ -125,18 +125,12 @@ def _base_body(messages: list[dict], params: RolloutParams, max_tokens: int | No
 def _sampled(base: dict, count: int, eid: str, label: str, params: RolloutParams, first: int = 0) -> list[Request]:
     """`count` samples of one request: one body with `n`, or `count` bodies with their own seeds
     (samples `first .. first+count-1` of the label)."""
+    seed = (lambda index: sample_seed(eid, label if index is None else f"{label}{index}")) \
+        if params.seeded else None
+    bodies = sample_bodies(base, count, use_n=params.use_n, seed=seed, first=first)
     if params.use_n:
-        body = {**base, "n": count}
-        if params.seeded:
-            body["seed"] = sample_seed(eid, label)
-        return [Request(body, 0, choice) for choice in range(count)]
-    requests = []
-    for index in range(first, first + count):
-        body = dict(base)
-        if params.seeded:
-            body["seed"] = sample_seed(eid, f"{label}{index}")
-        requests.append(Request(body, index))
-    return requests
+        return [Request(bodies[0], 0, choice) for choice in range(count)]
+    return [Request(body, index) for index, body in zip(range(first, first + count), bodies, strict=True)]
 
 
 def generation_request(messages: list[dict], eid: str, k: int, params: RolloutParams) -> Request:

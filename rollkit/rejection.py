@@ -7,7 +7,6 @@ candidate is sampled, scored and selected the same way whichever script runs it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from .inputs import image_folder, image_refs, is_url
 from .judge import parse_judge_score
 from .messages import build_messages, image_parts, question_text, reference_answers
 from .prompts import render
+from .samples import sample_bodies, sample_seed
 from .stage import Outcome
 
 
@@ -42,26 +42,13 @@ class ScoringParams:
     max_tokens: int = 512
 
 
-def sample_seed(entry_id: str, index: int) -> int:
-    """A per-sample seed derived from the id: reruns send the same body, so results map back."""
-    digest = hashlib.md5(f"{entry_id}:{index}".encode()).hexdigest()
-    return int(digest[:8], 16) % (2**31)
-
-
 def sampling_bodies(record: dict, source: str, entry_id: str, params: SamplingParams) -> list[dict]:
     """One body asking for `n` choices, or (`use_n` off) n bodies with a seed each."""
     messages = build_messages(record, source, params.max_image_side)
     base = {"model": params.model, "messages": messages, "temperature": params.temperature,
             "max_tokens": params.max_tokens}
-    if params.use_n:
-        base = {**base, "n": params.n}
-    bodies = []
-    for index in range(1 if params.use_n else params.n):
-        body = dict(base)
-        if params.seeded:
-            body["seed"] = sample_seed(entry_id, index)
-        bodies.append(body)
-    return bodies
+    seed = (lambda index: sample_seed(entry_id, index or 0)) if params.seeded else None
+    return sample_bodies(base, params.n, use_n=params.use_n, seed=seed)
 
 
 def candidate_entry(index: int, result: ChatResult) -> dict:

@@ -23,7 +23,7 @@ from rollkit.mc_search import (
     round_sizes,
     score_binary_search,
 )
-from rollkit.rejection import sample_seed
+from rollkit.samples import sample_seed
 from rollkit.steps import parse_solution, text_prefix
 
 
