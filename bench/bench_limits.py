@@ -7,7 +7,7 @@ allows 600 requests a minute and counts rejected requests against that (as OpenA
 For every header shape the server sends (openai: all six; azure: remaining-* only; none), bursts of
 1 s and 10 s, and rollkit told nothing versus told a limit 2x too high, it prints time / ideal, 429s
 as a share of answers, and the most times one request was sent. Ideal = (requests - burst) / rate:
-the burst goes at once, the rest at the refill rate. A run still going at 20 x ideal is stopped and
+the burst goes at once, the rest at the refill rate. A run still going at 10 x ideal is stopped and
 reported with how many it had answered. Two baselines run in the same process:
 - "minute bucket": paces from a minute-sized bucket set once from the first answer's headers (200
   a minute when there are none), and after a 429 every request waits a 10-second cool-down, the
@@ -115,7 +115,7 @@ async def waves_run(url: str, window: float, wave: int = 500) -> float:
     return time.monotonic() - start
 
 
-GIVE_UP_RATIO = 20.0  # a run still going at 20 x ideal is stopped and reported as such
+GIVE_UP_RATIO = 10.0  # a run still going at 10 x ideal is stopped and reported as such
 
 
 async def bounded(run, url: str, limit: float) -> float | None:
