@@ -165,9 +165,11 @@ class Meter:
         return None if rate is None else rate * self.window
 
     def capacity(self) -> float:
+        """The burst: what the server has shown it holds (a lower bound), else one second's worth."""
+        if self.burst_seen:
+            return max(self.burst_seen, 1.0)
         rate = self.rate() or 0.0
-        assumed = rate * DEFAULT_BURST_SECONDS * self.second
-        return max(self.burst_seen, assumed, 1.0)
+        return max(rate * DEFAULT_BURST_SECONDS * self.second, 1.0)
 
     def reserve(self) -> float:
         """Left in the server's bucket on purpose: a request that arrives a little early (network
@@ -272,7 +274,10 @@ class Meter:
         rate = self.rate() or 0.0
         self._level = min(self._level, -rate * pause)
         self._known_level = True
-        if self.aimd_active and self.header_rate is None and self.learned_rate is None:
+        if self.header_rate is None and self.learned_rate is None and self.aimd is not None:
+            # Nothing the server said gives the rate (no meter, or a meter that reads empty, as it
+            # does while a configured ceiling is too high): find it from the 429s themselves.
+            self.aimd_active = True
             self.aimd.on_429(sent_at)
         elif self.learned_rate is not None and self.header_rate is None:
             self.learned_rate *= 0.95  # a refusal says the estimate ran high

@@ -58,9 +58,9 @@ def test_a_ceiling_below_the_servers_limit_is_kept():
     assert elapsed >= (80 - 50) / (RPM / 2 / WINDOW) * 0.9
 
 
-@pytest.mark.parametrize("shape", ["openai", "azure"])
-def test_a_limit_set_too_high_gives_way_to_the_server(shape):
-    with meter_server("--headers", shape) as url:
+@pytest.mark.parametrize("shape, burst", [("openai", "10"), ("azure", "10"), ("openai", "1"), ("azure", "1")])
+def test_a_limit_set_too_high_gives_way_to_the_server(shape, burst):
+    with meter_server("--headers", shape, "--burst-seconds", burst) as url:
         endpoint, _ = asyncio.run(send_all(url, rpm=RPM * 2))
         served = get_stats(url, with_keys=False)
     assert endpoint["paced_at"]["requests"]["source"] != "flag"
