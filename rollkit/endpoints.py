@@ -283,8 +283,7 @@ class EndpointPool:
         and the marks its answer's readings are aged by. Priority 0 goes first (requests resent)."""
         async with self._gate.turn(priority):
             while True:
-                state = min(self.states, key=lambda s: (s.wait_time(cost), -s.headroom()))
-                wait = state.wait_time(cost)
+                wait, state = self._soonest(cost)
                 if wait <= 0:
                     state.sent += 1
                     return state, state.pacer.reserve(cost)
@@ -293,6 +292,16 @@ class EndpointPool:
                     await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 5.0))
                 except TimeoutError:
                     pass
+
+    def _soonest(self, cost: float) -> tuple[float, EndpointState]:
+        """The endpoint that can take `cost` soonest, ties to the most headroom; each endpoint's
+        wait is worked out once (this runs for every request)."""
+        best, best_key = self.states[0], None
+        for state in self.states:
+            key = (state.wait_time(cost), -state.headroom())
+            if best_key is None or key < best_key:
+                best, best_key = state, key
+        return best_key[0], best
 
     def limit_in_flight(self, count: int) -> None:
         """At most `count` requests in flight per endpoint (the stage's concurrency); a server with
