@@ -56,7 +56,7 @@ from pathlib import Path
 
 from rollkit.batch.limits import LEDGER_DIR
 from rollkit.batch.pack import PackError, write_json_atomic
-from rollkit.batch.processor import Processor, ProcessorSettings
+from rollkit.batch.processor import DEFAULT_BATCH_MAX_OUTAGE_SECONDS, Processor, ProcessorSettings
 from rollkit.batch.schedule import Slot
 from rollkit.batch.service import BatchService, expiry_problem
 from rollkit.batch.status import status_table
@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stale-after", type=float, default=360.0,
                    help="minutes without progress before a batch is cancelled and its lines resubmitted (default: 360)")
     p.add_argument("--max-attempts", type=int, default=5, help="tries per file (quota refusals do not count)")
+    p.add_argument("--max-outage", type=float, default=DEFAULT_BATCH_MAX_OUTAGE_SECONDS, metavar="SECONDS",
+                   help="stop (exit 3) once no endpoint has answered this long; the ledgers keep every "
+                        "batch for a plain rerun (default: 3600)")
     p.add_argument("--start-index", type=int, metavar="N", help="first batch to drive, numbered from 1 (default: 1)")
     p.add_argument("--end-index", type=int, metavar="N", help="last batch to drive, included (default: the last)")
     p.add_argument("--expires-after", type=float, metavar="DAYS",
@@ -133,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     slots = [Slot(BatchService(e, args.model, args.expires_after), e.enqueued_tokens,
                   rest_base=max(1.0, args.check_interval * 60)) for e in endpoints]
     settings = ProcessorSettings(args.batch_dir, args.check_interval, args.stale_after, args.max_attempts,
-                                 args.start_index, args.end_index, progress=not args.no_progress)
+                                 args.start_index, args.end_index, progress=not args.no_progress,
+                                 max_outage=args.max_outage)
     processor = Processor(settings, slots)
     if args.cancel:
         cancelled = processor.cancel_open()

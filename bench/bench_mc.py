@@ -12,10 +12,13 @@ only their scoring differs:
 
 1. exhaustive, every step with N continuations in one request with `n` (the baseline);
 2. binary-search, the first zero-score step in O(log steps) probes of N;
-3. adaptive, the same search with probes in rounds of --mc-round that stop at the first success;
+3. adaptive, the same search with probes in rounds of --mc-round that stop at the first success.
+   A round asks `n` seeded base + first; the emulator, like vLLM, samples child i with seed + i, so
+   the rounds draw exhaustive's own samples and the two differ only by search (each run pays for
+   its own requests: no journal is shared);
 4. exhaustive again on the same rollouts with other continuation samples (`--no-seed`, its journal
-   given the first run's rollouts): how well exhaustive agrees with itself, the ceiling for any mode
-   that draws samples of its own;
+   given the first run's rollouts): how well exhaustive agrees with itself when the samples differ,
+   which is what any mode can expect from a server that does not follow vLLM's seed rule;
 5. exhaustive with --no-n, N requests per step (for prompt tokens per step), and adaptive with
    --no-n: its samples are then exhaustive --no-n's own requests, so the two differ only by search.
 
@@ -148,8 +151,8 @@ def main() -> None:
               f"{tokens / paid(full, 'completion_tokens'):>8.1%}{agreement(run, full):>14.1%}"
               f"{truth_agreement(run):>9.1%}")
     print("  = exhaustive: same first zero-score step as exhaustive (goal >= 95%); = truth: the policy's first "
-          "wrong step.\n  Binary search probes with exhaustive's own samples; adaptive draws its own, as does the "
-          "last row,\n  whose agreement is the most any mode with samples of its own can expect. "
+          "wrong step.\n  Binary search and adaptive draw exhaustive's samples (vLLM's seed rule); the last row "
+          "draws others,\n  the agreement to expect from a server without that rule. "
           "Goal for adaptive: <= 30% of the tokens.")
     separate, adaptive_separate = runs["exhaustive --no-n"], runs["adaptive --no-n"]
     share = paid(adaptive_separate, "completion_tokens") / paid(separate, "completion_tokens")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type
 
-from .endpoints import EndpointPool, EndpointState, keep_loopback_off_proxies
+from .endpoints import EndpointPool, EndpointState, env_proxy
 from .images import image_size
 from .journal import RequestJournal, request_key
 from .ratelimit import header_number, parse_reset
@@ -176,14 +176,15 @@ class ChatClient:
         self._slots = slots or asyncio.Semaphore(concurrency)
         self._concurrency = concurrency
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, tuple] = {}
         pool.limit_in_flight(concurrency)
 
     async def __aenter__(self) -> ChatClient:
         connector = aiohttp.TCPConnector(limit=self._concurrency + 4, ttl_dns_cache=300)
         # HTTPS_PROXY and friends are honoured (clusters often need them for remote APIs), but never
         # for this machine's own servers: the seeds told users to set NO_PROXY by hand for those.
-        keep_loopback_off_proxies()
-        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=True)
+        self._proxies = {s.endpoint.name: env_proxy(s.endpoint.chat_url()) for s in self.pool.states}
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -273,8 +274,9 @@ class ChatClient:
         payload = json.dumps(endpoint.shape_body(body), ensure_ascii=False).encode("utf-8")
         self.stats.sent += 1
         try:
-            async with self._session.post(endpoint.chat_url(), data=payload,
-                                          headers=endpoint.headers()) as response:
+            proxy, proxy_auth = self._proxies[endpoint.name]
+            async with self._session.post(endpoint.chat_url(), data=payload, headers=endpoint.headers(),
+                                          proxy=proxy, proxy_auth=proxy_auth) as response:
                 raw = await response.read()
                 status, headers = response.status, response.headers
         except TimeoutError as exc:

@@ -125,8 +125,7 @@ def _base_body(messages: list[dict], params: RolloutParams, max_tokens: int | No
 def _sampled(base: dict, count: int, eid: str, label: str, params: RolloutParams, first: int = 0) -> list[Request]:
     """`count` samples of one request: one body with `n`, or `count` bodies with their own seeds
     (samples `first .. first+count-1` of the label)."""
-    seed = (lambda index: sample_seed(eid, label if index is None else f"{label}{index}")) \
-        if params.seeded else None
+    seed = sample_seed(eid, label) if params.seeded else None
     bodies = sample_bodies(base, count, use_n=params.use_n, seed=seed, first=first)
     if params.use_n:
         return [Request(bodies[0], 0, choice) for choice in range(count)]
@@ -150,12 +149,10 @@ def continuation_body(messages: list[dict], prefix: str, params: RolloutParams) 
 
 def round_requests(messages: list[dict], prefix: str, eid: str, params: RolloutParams, first: int,
                    size: int) -> list[Request]:
-    """Continuations `first .. first+size-1` of one prefix. With `n`, a round is one request with
-    its own seed (a whole probe is the seed's "mc" request, shared with the other modes); without,
-    the samples are the same separate requests whatever the mode."""
-    whole = first == 0 and size == params.num_mc
-    label = "mc" if whole or not params.use_n else f"mc@{first}"  # without n, the sample index tells them apart
-    requests = _sampled(continuation_body(messages, prefix, params), size, eid, label, params, first)
+    """Continuations `first .. first+size-1` of one prefix: with `n`, one request seeded for sample
+    `first`; without, one request per sample. Either way sample i has the same seed in every mode,
+    so a server that follows vLLM's seed rule gives a round the whole probe's samples."""
+    requests = _sampled(continuation_body(messages, prefix, params), size, eid, "mc", params, first)
     return requests[:1] if params.use_n else requests
 
 

@@ -47,7 +47,7 @@ def sampling_bodies(record: dict, source: str, entry_id: str, params: SamplingPa
     messages = build_messages(record, source, params.max_image_side)
     base = {"model": params.model, "messages": messages, "temperature": params.temperature,
             "max_tokens": params.max_tokens}
-    seed = (lambda index: sample_seed(entry_id, index or 0)) if params.seeded else None
+    seed = sample_seed(entry_id, 0) if params.seeded else None
     return sample_bodies(base, params.n, use_n=params.use_n, seed=seed)
 
 

@@ -171,6 +171,38 @@ def test_death_right_after_upload_or_create_is_reconciled(tmp_path, monkeypatch)
     assert [e["kind"] for e in events].count("upload_intent") == 2
 
 
+def test_a_restart_during_a_retry_keeps_what_earlier_attempts_answered(tmp_path, monkeypatch):
+    # Attempt 1 answers some lines and leaves the rest to retry (500s); the process dies as attempt
+    # 2 is created. After the restart attempt 2 is finished first: the lines attempt 1 answered must
+    # still count, or they are paid for again.
+    rollouts = make_rollouts(tmp_path / "in", questions=2, per_question=3, seed=13)
+    batch_dir = tmp_path / "batches"
+    pack(rollouts, batch_dir, model="dep", lines=6)
+    monkeypatch.setenv("AZURE_API_KEY", "k")
+    creates = []
+
+    def die_on_second(self, *args, **kwargs):
+        creates.append(1)
+        batch = create(self, *args, **kwargs)
+        if len(creates) == 2:
+            raise Died()
+        return batch
+    create = BatchService.create
+    with run_emulator(*FAST, "--batch-fault-line-500", "0.4") as url:
+        argv = ["--batch-dir", str(batch_dir), "--azure-endpoint", url, "--model", "dep",
+                "--check-interval", "0.005", "--max-attempts", "20", "--no-progress"]
+        with monkeypatch.context() as patch:
+            patch.setattr(BatchService, "create", die_on_second)
+            with pytest.raises(Died):
+                batch_processor.main(argv)
+        assert batch_processor.main(argv) == 0
+        stats = get_stats(url)["batch"]
+    first = next(e for e in ledger_events(batch_dir) if e["kind"] == "downloaded")
+    assert first["counts"].get("ok") and first["counts"].get("retry"), first  # the case this test is about
+    assert stats["lines_answered"] == 6 and not stats["answered_twice"], stats
+    assert ledger_events(batch_dir)[-1]["ok"] == 6
+
+
 def test_stalled_batches_are_cancelled_and_only_their_unfinished_lines_resubmitted(tmp_path, monkeypatch):
     rollouts = make_rollouts(tmp_path / "in", questions=3, per_question=1, seed=7)
     batch_dir = tmp_path / "batches"

@@ -109,6 +109,22 @@ def test_budget_keeps_requests_under_the_limit(urls):
     assert stats.rate_limited <= 1 and stats.sent - stats.rate_limited == 18
 
 
+def test_a_remote_server_is_reached_through_the_configured_proxy(urls, monkeypatch):
+    # `remote.invalid` never resolves: only a proxy (here the emulator, which answers absolute-form
+    # requests) can carry the request, and the proxy is worked out once, not per request.
+    monkeypatch.setenv("HTTP_PROXY", urls["healthy"])
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    before = get_stats(urls["healthy"])["requests"]
+
+    async def go():
+        pool = EndpointPool([Endpoint("remote", "local", "http://remote.invalid/v1", "m", api_key="k")])
+        async with ChatClient(pool, None, max_attempts=1) as client:
+            return [await client.complete(body(310 + i)) for i in range(2)]
+    assert all(result.ok for result in run(go()))
+    assert get_stats(urls["healthy"])["requests"] == before + 2
+
+
 def test_a_configured_proxy_is_not_used_for_loopback_servers(urls, monkeypatch):
     # Nothing listens on port 9: a request that went through this proxy would fail.
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")

@@ -164,6 +164,15 @@ def test_n_gives_n_choices(servers: dict[str, str]) -> None:
     assert len({c.message.content for c in completion.choices}) > 1
 
 
+def test_a_seeded_n_request_draws_what_seed_plus_i_draws_alone(servers: dict[str, str]) -> None:
+    # vLLM samples child i of a request with `seed` and `n` with seed + i; the emulator does too.
+    together = chat(servers["main"], rollout_body(seed=40, n=4))
+    alone = [chat(servers["main"], rollout_body(seed=40 + i)).choices[0].message.content for i in range(4)]
+    assert [c.message.content for c in together.choices] == alone
+    rounds = chat(servers["main"], rollout_body(seed=42, n=2))
+    assert [c.message.content for c in rounds.choices] == alone[2:]
+
+
 def scoring_body(reference: str | None, candidate: str | None, seed: int) -> dict[str, Any]:
     text = "Rate the candidate answer against the reference on a scale from 0 to 10.\n"
     if reference is not None:

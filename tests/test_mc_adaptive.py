@@ -227,6 +227,28 @@ def test_without_n_adaptive_rounds_are_exhaustives_own_requests(tmp_path):
                 assert (step["num_mc_correct"] > 0) == (measured["num_mc_correct"] > 0)
 
 
+def test_with_n_adaptive_rounds_draw_exhaustives_samples_from_a_server_with_vllms_seed_rule(tmp_path):
+    # Separate journals: every request is paid for. A round asks `n` from seed base + first, so a
+    # server that samples child i with seed + i (vLLM; the emulator) gives it exhaustive's samples.
+    questions = write_questions(tmp_path / "q.jsonl", 4, images=1, shape="question")
+    full, adaptive = tmp_path / "full.jsonl", tmp_path / "adaptive.jsonl"
+    with run_emulator("--seed", "6", "--realism") as url:
+        first = run_script("rollout.py", *rollout_args(url, questions, full))
+        second = run_script("rollout.py", *rollout_args(url, questions, adaptive, "--mc-mode", "adaptive"))
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    exhaustive = {r["rollout_id"]: r for r in read_jsonl(full)}
+    compared = 0
+    for record in read_jsonl(adaptive):
+        reference = exhaustive[record["rollout_id"]]["steps_with_score"]
+        for step, measured in zip(record["steps_with_score"], reference, strict=True):
+            if step["measured"]:
+                compared += 1
+                assert (step["num_mc_correct"] > 0) == (measured["num_mc_correct"] > 0)
+                if not step["decided_early"]:
+                    assert step["num_mc_correct"] == measured["num_mc_correct"]
+    assert compared >= 8
+
+
 def test_llm_judge_scores_continuations_through_a_judge_endpoint_cached_and_journaled(tmp_path):
     questions = write_questions(tmp_path / "q.jsonl", 3, images=1, shape="question")
     ruled, judged = tmp_path / "ruled.jsonl", tmp_path / "judged.jsonl"

@@ -4,10 +4,12 @@ refuse connections (`--down-at/--down-for`)."""
 
 from __future__ import annotations
 
-from conftest import read_jsonl, run_script
+import time
+
+from conftest import read_jsonl, run_script, start_script
 
 from rollkit.emulator.datasets import write_questions
-from rollkit.emulator.testing import run_emulator
+from rollkit.emulator.testing import get_stats, go_down, run_emulator
 from rollkit.inputs import entry_id, iter_inputs
 
 
@@ -62,3 +64,36 @@ def test_an_outage_that_never_ends_exits_3_and_a_plain_rerun_completes(tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     ids = written_ids(out)
     assert len(ids) == len(set(ids)) and set(ids) == expected_ids(questions)
+
+
+def test_the_batch_processor_stops_with_exit_3_in_an_outage_and_a_rerun_resumes_its_batches(tmp_path):
+    # The outage starts once both batches exist; the service keeps running them while its API is
+    # cut, and the rerun picks them up from the ledgers: nothing uploaded, created or answered twice.
+    from test_batch_cycle import FAST, ledger_events, pack
+    from test_batch_support import make_rollouts
+
+    rollouts = make_rollouts(tmp_path / "in", questions=4, per_question=2, seed=3)
+    batch_dir = tmp_path / "batches"
+    pack(rollouts, batch_dir, model="dep", lines=4)
+    with run_emulator(*FAST, "--batch-time-scale", "2") as url:
+        args = ["--batch-dir", str(batch_dir), "--base-url", f"{url}/v1", "--model", "dep",
+                "--check-interval", "0.005", "--no-progress"]
+        process = start_script("batch_processor.py", *args, "--max-outage", "2")
+        deadline = time.monotonic() + 30
+        while sum(e["kind"] == "created" for e in ledger_events(batch_dir)) < 2:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        go_down(url, 8)
+        back_up = time.monotonic() + 8.2
+        _, stderr = process.communicate(timeout=60)
+        port = url.rsplit(":", 1)[1]
+        assert process.returncode == 3, stderr
+        assert f"127.0.0.1:{port}" in stderr and "run the same command again" in stderr
+        assert "test-key" not in stderr
+        time.sleep(max(0.0, back_up - time.monotonic()))
+        rerun = run_script("batch_processor.py", *args)
+        assert rerun.returncode == 0, rerun.stderr
+        stats = get_stats(url)["batch"]
+    assert "done: 2 files" in rerun.stdout
+    assert set(stats["uploads_by_sha256"].values()) == {1} and set(stats["created_by_sha256"].values()) == {1}
+    assert stats["lines_answered"] == 8 and not stats["answered_twice"]

@@ -25,6 +25,7 @@ from pathlib import Path
 from openai.types import Batch
 from tqdm import tqdm
 
+from rollkit.client import OutageError
 from rollkit.endpoints import EndpointConfigError
 from rollkit.inputs import one_based_range
 from rollkit.jsonl_log import LogLockedError
@@ -40,6 +41,10 @@ from .submission import file_tokens, final_ids, packed_lines, submission_for
 log = logging.getLogger("rollkit")
 
 
+# Batches run for hours and are checked every few minutes: an hour with no answer is an outage.
+DEFAULT_BATCH_MAX_OUTAGE_SECONDS = 3600.0
+
+
 @dataclass
 class ProcessorSettings:
     batch_dir: Path
@@ -49,6 +54,7 @@ class ProcessorSettings:
     start: int | None = None  # the seed's batch numbers: from 1, both ends included
     end: int | None = None
     progress: bool = True
+    max_outage: float = DEFAULT_BATCH_MAX_OUTAGE_SECONDS  # seconds without an answer from any endpoint asked
 
 
 def ledger_path(batch_dir: Path, name: str) -> Path:
@@ -146,6 +152,18 @@ class Processor:
                 log.warning("%s; trying again at the next check", exc)
             except CallRefused as exc:  # e.g. a batch the service no longer knows: say so, keep going
                 log.error("%s", exc)
+        self.check_outage()
+
+    def check_outage(self) -> None:
+        """Stop (exit 3) once every endpoint asked in the last --max-outage seconds has failed for
+        that long. The ledgers hold everything; a plain rerun picks the batches up where they are."""
+        now, limit = time.monotonic(), self.s.max_outage
+        asked = [slot.service for slot in self.scheduler.slots if slot.service.failing_since is not None
+                 or (slot.service.last_answer is not None and now - slot.service.last_answer < limit)]
+        if asked and all(service.down_for(now) >= limit for service in asked):
+            names = ", ".join(service.endpoint.where() for service in asked)
+            raise OutageError(f"no answer from {names} for {limit:.0f} s; the ledgers keep every batch, "
+                              "run the same command again to resume")
 
     def advance(self, ledger: FileLedger) -> None:
         attempt = ledger.state.current
@@ -267,7 +285,11 @@ class Processor:
         elif a.errors:
             log.warning("%s: batch %s %s: %s", ledger.name, a.batch_id, a.status, ", ".join(a.errors))
         ledger.record("downloaded", attempt=a.id, counts=dict(counts), quota_refusal=quota)
-        self.final.setdefault(ledger.name, {}).update(final_ids(_existing(paths)))
+        known = self.final.get(ledger.name)
+        # After a restart the file's finals are built by final_of from every download, this one
+        # included; starting them from this download alone would send earlier answers again.
+        if known is not None:
+            known.update(final_ids(_existing(paths)))
 
     # -- the next attempt of a file ---------------------------------------------------------------
 

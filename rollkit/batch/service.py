@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,14 @@ def _never_connected(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, _CONNECT_ERRORS)
 
 
+def _unanswered(exc: openai.APIError) -> bool:
+    """No answer from the service itself: no connection, a timeout, a 5xx or 408 (a 429 is an answer)."""
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    status = getattr(exc, "status_code", None)
+    return status is not None and (status == 408 or status >= 500)
+
+
 class TransientCallError(Exception):
     """The call did not go through this time (network, 429, 5xx); try again at the next poll."""
 
@@ -114,6 +123,12 @@ class BatchService:
         # Calls that create something are sent once: a retry after a lost response would create a
         # second file or batch. The processor's intent/reconcile step retries them safely instead.
         self.once = self.client.with_options(max_retries=0)
+        self.failing_since: float | None = None  # monotonic time of the first failure since the last answer
+        self.last_answer: float | None = None
+
+    def down_for(self, now: float) -> float:
+        """Seconds this service has not answered while being asked; 0 when it answers."""
+        return 0.0 if self.failing_since is None else now - self.failing_since
 
     @property
     def name(self) -> str:
@@ -121,20 +136,35 @@ class BatchService:
 
     def _call(self, what: str, fn, *args, **kwargs):
         try:
-            return fn(*args, **kwargs)
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            result = fn(*args, **kwargs)
+        except openai.APIError as exc:
+            self._note(answered=not _unanswered(exc))
+            raise self._translated(what, exc) from None
+        self._note(answered=True)
+        return result
+
+    def _note(self, answered: bool) -> None:
+        if answered:
+            self.failing_since, self.last_answer = None, time.monotonic()
+        elif self.failing_since is None:
+            self.failing_since = time.monotonic()
+
+    def _translated(self, what: str, exc: openai.APIError) -> Exception:
+        """The processor's exception for an SDK error."""
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             key = self.endpoint.key_env or "the key variable"
-            raise FatalEndpointError(f"endpoint {self.name}: {what} refused our credentials "
-                                     f"(HTTP {exc.status_code}); check {key}") from None
-        except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError) as exc:
-            raise TransientCallError(f"{self.name}: {what}: {redact(str(exc))[:300]}") from None
-        except openai.APIStatusError as exc:
-            if exc.status_code in (408, 409) or exc.status_code >= 500:
-                raise TransientCallError(f"{self.name}: {what}: HTTP {exc.status_code}") from None
-            code = _error_code(exc)
-            kind = QuotaRefused if code == QUOTA_CODE else CallRefused
-            raise kind(code, f"{self.name}: {what}: HTTP {exc.status_code} {code or ''}: "
-                             f"{redact(exc.message)[:300]}", exc.status_code) from None
+            return FatalEndpointError(f"endpoint {self.name}: {what} refused our credentials "
+                                      f"(HTTP {exc.status_code}); check {key}")
+        if isinstance(exc, openai.RateLimitError | openai.InternalServerError | openai.APIConnectionError):
+            return TransientCallError(f"{self.name}: {what}: {redact(str(exc))[:300]}")
+        if not isinstance(exc, openai.APIStatusError):
+            return TransientCallError(f"{self.name}: {what}: {redact(str(exc))[:300]}")
+        if exc.status_code in (408, 409) or exc.status_code >= 500:
+            return TransientCallError(f"{self.name}: {what}: HTTP {exc.status_code}")
+        code = _error_code(exc)
+        kind = QuotaRefused if code == QUOTA_CODE else CallRefused
+        return kind(code, f"{self.name}: {what}: HTTP {exc.status_code} {code or ''}: "
+                          f"{redact(exc.message)[:300]}", exc.status_code)
 
     def _send_once(self, what: str, fn, **kwargs):
         """A call that creates something: sent again only when it never connected."""

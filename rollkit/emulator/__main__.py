@@ -20,7 +20,8 @@ Fault rates are probabilities in 0..1, drawn per request attempt from `--seed`.
 Files and Batches: /v1/files and /v1/batches (and Azure's /openai/files, /openai/batches) validate
 input files, enforce --batch-enqueued-tokens, and run each line through the same answers; a small
 batch completes in a few seconds (--batch-time-scale shrinks that). Faults: --batch-fault-*.
-Counters: GET /_emulator/stats, POST /_emulator/reset. Only 127.0.0.1 is ever bound.
+Counters: GET /_emulator/stats, POST /_emulator/reset; an outage now: POST /_emulator/down?seconds=S.
+Only 127.0.0.1 is ever bound.
 """
 
 from __future__ import annotations

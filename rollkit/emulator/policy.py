@@ -3,7 +3,10 @@
 Every choice of one request draws from ``random.Random(seed_from(request_key, seed, "choice", i))``,
 where ``request_key`` is the sha256 of the canonical request body. The same body always gets the
 same answer (so crash/resume tests can compare outputs byte for byte); a different `seed` field in
-the body, as clients send per sample, gets a different one.
+the body, as clients send per sample, gets a different one. A body with an integer `seed` follows
+vLLM's rule for `n` (child i of the request is sampled with seed + i): choice i is exactly what the
+same body with `seed + i` and no `n` gets, so one request with `n` and separate seeded requests
+draw the same samples.
 
 A request is classified by the text of its messages (all text parts, concatenated):
 
@@ -40,7 +43,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollkit.emulator import judging
+from rollkit.emulator import judging, stats
 from rollkit.emulator.answers import question_in, truth_for_question, wrong_answer
 from rollkit.emulator.steps_text import (
     DEFAULT_SHAPE,
@@ -139,7 +142,14 @@ class Policy:
     def contents(self, body: dict[str, Any], request_key: str, n: int) -> list[str]:
         prompt = read_prompt(body)
         kind = classify(prompt)
-        return [self._one(kind, prompt, self._rng(request_key, i)) for i in range(n)]
+        return [self._one(kind, prompt, rng) for rng in self._choice_rngs(body, request_key, n)]
+
+    def _choice_rngs(self, body: dict[str, Any], request_key: str, n: int) -> list[random.Random]:
+        seed = body.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            return [self._rng(request_key, i) for i in range(n)]
+        unseeded = stats.request_key({k: v for k, v in body.items() if k not in ("n", "seed")})
+        return [self._rng(f"{unseeded}:seed={seed + i}", 0) for i in range(n)]
 
     def _rng(self, request_key: str, choice: int) -> random.Random:
         return random.Random(seed_from(request_key, self.settings.seed, "choice", choice))

@@ -9,7 +9,8 @@ Routes (all on 127.0.0.1):
   see `batches.py`;
 * ``GET /v1/models``, ``GET /health``: no auth, for vLLM-like clients and readiness checks;
 * ``GET /_emulator/stats`` (``?keys=0`` leaves out `completed_by_key`), ``POST /_emulator/reset``:
-  counters for tests (see `stats.py`); no auth.
+  counters for tests (see `stats.py`); ``POST /_emulator/down?seconds=S``: an outage from now on
+  (API connections cut, batches keep running); no auth.
 
 A request that sets `max_tokens`/`max_completion_tokens` below the answer's length gets the answer
 cut there with `finish_reason: "length"`, as a real server does. `stream: true` is refused (400).
@@ -76,6 +77,7 @@ class Emulator:
         # While down (see serve in __main__), new connections are refused and requests arriving on
         # connections opened before are cut, as when a server process dies.
         self.down = False
+        self._outage: asyncio.Task | None = None  # the end of an outage asked for by /_emulator/down
 
     def limiter(self, scope: tuple[str, str]) -> RateLimiter:
         if scope not in self.limiters:
@@ -100,6 +102,22 @@ class Emulator:
         # a part shows up once it has been used, so the chat-only counters keep their shape
         out.update({name: data for name, part in self.extra_stats.items() if (data := part.as_json())})
         return json_response(200, out)
+
+    async def go_down(self, request: web.Request) -> web.Response:
+        """An outage from this moment, for `seconds`: every API request has its connection cut
+        (as through a proxy whose backend died) while batches keep running. For tests to choose
+        the moment; `--down-at` closes the listening socket instead."""
+        try:
+            seconds = float(request.query.get("seconds", ""))
+        except ValueError:
+            return error_response(400, "give ?seconds=S", "invalid_request_error")
+        self.down = True
+
+        async def back_up() -> None:
+            await asyncio.sleep(seconds)
+            self.down = False
+        self._outage = asyncio.get_running_loop().create_task(back_up())
+        return json_response(200, {"down_for": seconds})
 
     async def reset(self, request: web.Request) -> web.Response:
         """Zero the counters and refill every budget: a fresh start for the next test phase."""
@@ -305,7 +323,7 @@ EMULATOR_KEY = web.AppKey("emulator", Emulator)
 
 @web.middleware
 async def outage_gate(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.app[EMULATOR_KEY].down:
+    if request.app[EMULATOR_KEY].down and not request.path.startswith("/_emulator/"):
         request.app[EMULATOR_KEY].stats.answered("refused")
         if request.transport is not None:
             request.transport.abort()
@@ -323,5 +341,6 @@ def build_app(config: EmulatorConfig, answer_key: dict[str, str] | None = None) 
     app.router.add_get("/health", emulator.health)
     app.router.add_get("/_emulator/stats", emulator.get_stats)
     app.router.add_post("/_emulator/reset", emulator.reset)
+    app.router.add_post("/_emulator/down", emulator.go_down)
     add_batch_routes(app, emulator)
     return app

@@ -111,6 +111,13 @@ def get_stats(base_url: str, with_keys: bool = True) -> dict[str, Any]:
         return json.loads(response.read())
 
 
+def go_down(base_url: str, seconds: float) -> None:
+    """Cut every API connection from now on, for `seconds` (`POST /_emulator/down`)."""
+    request = urllib.request.Request(f"{base_url}/_emulator/down?seconds={seconds}", data=b"", method="POST")
+    with _OPENER.open(request, timeout=10) as response:
+        response.read()
+
+
 def reset_stats(base_url: str) -> None:
     """Zero the counters and refill the rate-limit budgets (`POST /_emulator/reset`)."""
     request = urllib.request.Request(f"{base_url}/_emulator/reset", data=b"", method="POST")
