@@ -31,8 +31,6 @@ from rollkit.rejection import (
 )
 from rollkit.stage import StageConfig, dry_run, execute
 
-SCORER_FLAGS = ("scorer_base_url", "scorer_endpoints", "scorer_azure_endpoint")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -52,12 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_pools(args: argparse.Namespace) -> dict:
     generator = cli.build_pool(args, args.generator_model, args.generator_port)
-    if any(getattr(args, flag) for flag in SCORER_FLAGS):
-        scorer = cli.build_pool(args, args.scorer_model, args.scorer_port, prefix="scorer-")
-    else:
-        # Same endpoint flags; on Azure the judge is its own deployment, named by --scorer_model.
-        shared = argparse.Namespace(**{**vars(args), "deployment": None})
-        scorer = cli.build_pool(shared, args.scorer_model, args.scorer_port or args.generator_port)
+    scorer = cli.build_judge_pool(args, "scorer-", args.scorer_model, args.scorer_port, args.generator_model,
+                                  args.generator_port)
     return {"generator": generator, "scorer": scorer}
 
 

@@ -55,8 +55,6 @@ from rollkit.montecarlo import (
 from rollkit.rollout_templates import TEMPLATE_NAMES
 from rollkit.stage import StageConfig, dry_run, execute
 
-JUDGE_FLAGS = ("judge_base_url", "judge_endpoints", "judge_azure_endpoint")
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,11 +135,7 @@ def build_pools(args: argparse.Namespace) -> dict:
     own `--judge-*` flags, else the generator's endpoint with --judge_model)."""
     pools = {"generator": cli.build_pool(args, args.model, args.port)}
     if ASYNC_MODES.intersection(args.scoring_modes):
-        if any(getattr(args, flag) for flag in JUDGE_FLAGS):
-            pools["judge"] = cli.build_pool(args, args.judge_model, args.judge_port, prefix="judge-")
-        else:
-            shared = argparse.Namespace(**{**vars(args), "deployment": None if args.judge_model else args.deployment})
-            pools["judge"] = cli.build_pool(shared, args.judge_model or args.model, args.judge_port or args.port)
+        pools["judge"] = cli.build_judge_pool(args, "judge-", args.judge_model, args.judge_port, args.model, args.port)
     return pools
 
 

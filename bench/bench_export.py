@@ -7,8 +7,8 @@
    judge's first incorrect step), 4 per question, with images from a small pool of real PNG files.
 2. Baseline, in the same run: the floor any export pays, reading each line with json.loads and
    writing it back with json.dumps.
-3. Exports N/4 and N rollouts (trl-prm, consensus labels, --split val=0.05, JSONL) and N as
-   Parquet, each in a fresh subprocess; prints rows/s, the ratio to the baseline, and peak RSS of
+3. Exports N/4 and N rollouts (trl-prm, consensus labels, --split val=0.05, JSONL), N as
+   Parquet, and N/4 and N as preference pairs, each in a fresh subprocess; prints rows/s, the ratio to the baseline, and peak RSS of
    each run with the ratio between the two sizes (flat memory: near 1).
 
 Everything is written under a temporary folder, removed at the end.
@@ -79,7 +79,8 @@ def child(args: argparse.Namespace) -> None:
         from rollkit.export.labels import Policy
         from rollkit.export.run import Exporter, ExportSettings
 
-        settings = ExportSettings(inputs=[args.input], fmt="trl-prm", policy=Policy("consensus"),
+        fmt = "pairs" if args.child == "pairs" else "trl-prm"
+        settings = ExportSettings(inputs=[args.input], fmt=fmt, policy=Policy("consensus"),
                                   output=Path(args.output), splits=[("val", 0.05)])
         counts = Exporter(settings).run()
         rows = counts.records
@@ -122,7 +123,9 @@ def main() -> None:
         base = run_child("baseline", full, folder / "baseline.jsonl")
         runs = {"jsonl N/4": run_child("export", small, folder / "q.jsonl"),
                 "jsonl N": run_child("export", full, folder / "n.jsonl"),
-                "parquet N": run_child("export", full, folder / "n.parquet")}
+                "parquet N": run_child("export", full, folder / "n.parquet"),
+                "pairs N/4": run_child("pairs", small, folder / "pq.jsonl"),
+                "pairs N": run_child("pairs", full, folder / "pn.jsonl")}
         base_rate = base["rows"] / base["seconds"]
         print(f"baseline (json.loads + json.dumps per line): {base_rate:,.0f} rows/s, peak RSS {base['rss_mb']:.0f} MB")
         for name, run in runs.items():
@@ -131,6 +134,8 @@ def main() -> None:
                   f"baseline), peak RSS {run['rss_mb']:.0f} MB")
         ratio = runs["jsonl N"]["rss_mb"] / runs["jsonl N/4"]["rss_mb"]
         print(f"peak RSS N / N/4: {ratio:.2f} (flat memory: near 1; the duplicate table holds 16 bytes a row)")
+        ratio = runs["pairs N"]["rss_mb"] / runs["pairs N/4"]["rss_mb"]
+        print(f"pairs, peak RSS N / N/4: {ratio:.2f} (rollouts without a partner wait on disk)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -114,6 +114,17 @@ def build_pool(args: argparse.Namespace, model: str | None, port: int | None = N
     return EndpointPool(endpoints)
 
 
+def build_judge_pool(args: argparse.Namespace, prefix: str, model: str | None, port: int | None,
+                     generator_model: str | None, generator_port: int | None) -> EndpointPool:
+    """A judge's endpoints: its own `--{prefix}*` endpoint flags when any is given, else the
+    generator's; there, on Azure, a judge model names its own deployment."""
+    dest = prefix.replace("-", "_")
+    if any(getattr(args, f"{dest}{flag}", None) for flag in ("base_url", "endpoints", "azure_endpoint")):
+        return build_pool(args, model, port, prefix=prefix)
+    shared = argparse.Namespace(**{**vars(args), "deployment": None if model else args.deployment})
+    return build_pool(shared, model or generator_model, port or generator_port)
+
+
 def setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))

@@ -4,6 +4,7 @@ steps, DPO pairs, and every format loading in HF `datasets` with TRL's column na
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import datasets
@@ -69,6 +70,21 @@ def test_pairs_put_a_right_and_a_wrong_rollout_of_one_question(tmp_path, rollout
     for record in by_id.values():
         per_question.setdefault(record["entry_id"], []).append(record["is_correct"])
     assert len(pairs) == sum(min(sum(v), len(v) - sum(v)) for v in per_question.values())
+
+
+def test_pairs_form_when_a_questions_rollouts_are_spread_over_files_in_any_order(tmp_path, rollouts):
+    lines = rollouts.read_text().splitlines(keepends=True)
+    random.Random(4).shuffle(lines)
+    halves = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    for number, half in enumerate(halves):
+        half.write_text("".join(lines[number::2]))
+    export("--rollouts", str(rollouts), "--format", "pairs", "--fill-unmeasured", "--output", str(tmp_path / "p.jsonl"))
+    export("--rollouts", *map(str, halves), "--format", "pairs", "--fill-unmeasured",
+           "--output", str(tmp_path / "spread.jsonl"))
+    together = json.loads((tmp_path / "p.jsonl.summary.json").read_text())
+    spread = json.loads((tmp_path / "spread.jsonl.summary.json").read_text())
+    assert len(read_jsonl(tmp_path / "spread.jsonl")) == len(read_jsonl(tmp_path / "p.jsonl"))
+    assert spread["unpaired"] == together["unpaired"] > 0
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "parquet"])

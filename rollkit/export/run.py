@@ -1,14 +1,13 @@
 """The export loop: stream rollouts, label them, build rows, split, drop duplicates, write, count.
 
-Memory stays flat in the input size for every format but `pairs`, which holds the rollouts of a
-question until it has both a chosen and a rejected one (a question's rollouts sit close together
-in rollout.py's output, so few wait at once).
+Memory stays flat in the input size: `pairs` keeps the rollouts waiting for a partner on disk
+(pairing.py).
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from rollkit.stage import record_id
 
 from . import formats
 from .labels import Labels, Policy
+from .pairing import WaitingRoom
 from .split import TRAIN, SeenRows, split_of
 from .view import AnswerCheck, read_rollout
 from .writer import RowWriter, split_path
@@ -67,7 +67,7 @@ class Exporter:
         self.ctx = formats.RowContext(settings.output.parent, settings.absolute_images, settings.placeholder,
                                       settings.policy.name)
         self._seen = SeenRows()
-        self._waiting: dict[str, dict[str, list]] = defaultdict(lambda: {"chosen": [], "rejected": []})
+        self._waiting = WaitingRoom()
         self._writers: dict[str, RowWriter] = {}
 
     def run(self) -> ExportCounts:
@@ -83,7 +83,9 @@ class Exporter:
             for writer in self._writers.values():
                 writer.abort()
             raise
-        self.counts.unpaired = sum(len(v["chosen"]) + len(v["rejected"]) for v in self._waiting.values())
+        finally:
+            self.counts.unpaired = len(self._waiting)
+            self._waiting.close()
         for writer in self._writers.values():
             writer.commit()
         return self.counts
@@ -127,17 +129,13 @@ class Exporter:
         if not self._seen.first_time(key):  # the same rollout twice must not pair with itself
             self.counts.duplicates += 1
             return
-        # only what a pair needs waits in memory, not the whole rollout
+        # only what a pair needs waits, not the whole rollout
         slim = {"rollout_id": record["rollout_id"], "response": record["response"]}
-        waiting = self._waiting[record["entry_id"]]
-        other = waiting["rejected" if side == "chosen" else "chosen"]
-        if not other:
-            waiting[side].append(slim)
+        partner = self._waiting.pop_partner(record["entry_id"], side)
+        if partner is None:
+            self._waiting.wait(record["entry_id"], side, slim)
             return
-        partner = other.pop(0)
         chosen, rejected = (slim, partner) if side == "chosen" else (partner, slim)
-        if not waiting["chosen"] and not waiting["rejected"]:
-            del self._waiting[record["entry_id"]]
         self._write(formats.pair(record, chosen, rejected, images), record["entry_id"], labels)
 
     def _emit(self, row: dict, labels: Labels) -> None:

@@ -7,12 +7,12 @@ builders' key order, and Parquet gets a fixed schema and row-group size.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rollkit.atomic import AtomicFile
 from rollkit.jsonl_log import dump_line
 
 PARQUET_BATCH_ROWS = 2048
@@ -36,20 +36,18 @@ class RowWriter:
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path, self.schema = path, schema
-        self.temporary = path.with_name(path.name + ".tmp")
         self.rows = 0
         self._parquet = is_parquet(path)
         self._batch: list[dict] = []
         path.parent.mkdir(parents=True, exist_ok=True)
-        if self._parquet:
-            self._writer = pq.ParquetWriter(self.temporary, schema, compression="zstd")
-        else:
-            self._file = open(self.temporary, "wb")
+        self._file = AtomicFile(path, "wb")
+        if self._parquet:  # pyarrow writes into the temporary file; it does not close it
+            self._writer = pq.ParquetWriter(self._file.handle, schema, compression="zstd")
 
     def add(self, row: dict, line: bytes | None = None) -> None:
         self.rows += 1
         if not self._parquet:
-            self._file.write(line if line is not None else dump_line(row))
+            self._file.handle.write(line if line is not None else dump_line(row))
             return
         self._batch.append(row)
         if len(self._batch) >= PARQUET_BATCH_ROWS:
@@ -66,15 +64,9 @@ class RowWriter:
         if self._parquet:
             self._flush()
             self._writer.close()
-        else:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-        os.replace(self.temporary, self.path)
+        self._file.commit()
 
     def abort(self) -> None:
         if self._parquet:
             self._writer.close()
-        else:
-            self._file.close()
-        self.temporary.unlink(missing_ok=True)
+        self._file.discard()
