@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type
 
-from .endpoints import EndpointPool, EndpointState, env_proxy
+from .endpoints import Endpoint, EndpointPool, EndpointState, env_proxy
 from .images import image_size
 from .journal import RequestJournal, request_key
 from .ratelimit import header_number, parse_reset
@@ -134,15 +134,15 @@ def _error_fields(raw: bytes) -> tuple[str | None, str]:
         return None, raw[:200].decode("utf-8", "replace")
 
 
-def _retry_after(headers, window: float) -> float:
+def _retry_after(headers, endpoint: Endpoint) -> float:
     """The pause a 429 asks for; with no hint, one second of the server's minute."""
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = header_number(headers, name)
         if value is not None:
             return value * scale
-    reset = parse_reset(headers.get("x-ratelimit-reset-requests")) or parse_reset(
-        headers.get("x-ratelimit-reset-tokens"))
-    return reset or window / 60.0
+    name = endpoint.adapter.ratelimit_header
+    reset = parse_reset(headers.get(name("reset", "requests"))) or parse_reset(headers.get(name("reset", "tokens")))
+    return reset or endpoint.window_seconds / 60.0
 
 
 def _limited_by(raw: bytes) -> str | None:
@@ -287,7 +287,7 @@ class ChatClient:
         if status == 429:
             self.stats.rate_limited += 1
             state.rate_limited += 1
-            state.pacer.on_429(marks[0], _retry_after(headers, endpoint.window_seconds), _limited_by(raw))
+            state.pacer.on_429(marks[0], _retry_after(headers, endpoint), _limited_by(raw))
             return None
         data = self._check_status(state, status, raw)
         state.pacer.on_success()

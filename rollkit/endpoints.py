@@ -196,7 +196,8 @@ class EndpointState:
 
     def __init__(self, endpoint: Endpoint, max_in_flight: int = 1 << 30) -> None:
         self.endpoint = endpoint
-        self.pacer = Pacer(endpoint.rpm, endpoint.tpm, endpoint.window_seconds, max_in_flight)
+        self.pacer = Pacer(endpoint.rpm, endpoint.tpm, endpoint.window_seconds, max_in_flight,
+                           header_name=endpoint.adapter.ratelimit_header)
         self.failures_in_a_row = 0
         self.down_since: float | None = None  # first failure since the last answer
         self.sent = 0

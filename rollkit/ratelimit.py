@@ -297,14 +297,24 @@ class Meter:
                 "burst": round(self.capacity(), 1) if per_minute is not None or self.burst_seen else None}
 
 
+def openai_header_name(what: str, unit: str) -> str:
+    """OpenAI's meter header for `what` (limit, remaining, reset) of `unit` (requests, tokens);
+    Azure and the proxies in front of local servers use the same names."""
+    return f"x-ratelimit-{what}-{unit}"
+
+
 class Pacer:
     """The pacing of one endpoint: its two meters, the pause a 429 asks for, and how many requests
-    it may have in flight (halved on a 429 when the server shows no meter, grown as answers flow)."""
+    it may have in flight (halved on a 429 when the server shows no meter, grown as answers flow).
+    `header_name(what, unit)` names the meter headers (the endpoint kind's)."""
 
     def __init__(self, rpm: float, tpm: float, window: float = 60.0, max_in_flight: int = 1 << 30,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 header_name: Callable[[str, str], str] = openai_header_name) -> None:
         self.requests = Meter("requests", rpm, window, adaptive=True, clock=clock)
         self.tokens = Meter("tokens", tpm, window, clock=clock)
+        self._names = {unit: (header_name("limit", unit), header_name("remaining", unit))
+                       for unit in ("requests", "tokens")}
         self._clock = clock
         self.paused_until = 0.0
         self.max_in_flight = max_in_flight
@@ -340,12 +350,11 @@ class Pacer:
         sent_at, request_mark, token_mark = marks
         seen = False
         for meter, mark, amount in ((self.requests, request_mark, 1.0), (self.tokens, token_mark, cost)):
-            limit = header_number(headers, f"x-ratelimit-limit-{meter.unit}")
-            remaining = header_number(headers, f"x-ratelimit-remaining-{meter.unit}")
-            meter.observe_limit(limit)
-            meter.observe_remaining(remaining, sent_at, mark, amount)
+            limit_name, remaining_name = self._names[meter.unit]
+            meter.observe_limit(header_number(headers, limit_name))
+            meter.observe_remaining(header_number(headers, remaining_name), sent_at, mark, amount)
             # A header sent as -1 or 0 is no reading, but it shows the server meters this.
-            seen = seen or any(f"x-ratelimit-{what}-{meter.unit}" in headers for what in ("limit", "remaining"))
+            seen = seen or limit_name in headers or remaining_name in headers
         if not seen:
             self.requests.observe_no_meter()
         return seen

@@ -11,6 +11,7 @@ import pytest
 from rollkit.client import ChatClient
 from rollkit.emulator.testing import get_stats, run_emulator
 from rollkit.endpoints import Endpoint, EndpointPool
+from rollkit.ratelimit import SAFETY, Pacer
 
 WINDOW = 3.0  # seconds per emulated minute
 RPM = 300  # so 100 requests a second, with a burst of 10 s = 50
@@ -77,3 +78,16 @@ def test_after_a_pause_waiting_requests_leave_at_the_refill_pace():
     injected = served["faults"].get("rate_limit", 0)
     assert injected > 0
     assert served["by_status"].get("429", 0) - injected <= 3
+
+
+def test_the_endpoint_kind_names_the_meter_headers():
+    # A kind whose servers name their meters otherwise: the pacer reads those names, and only those.
+    def other_names(what: str, unit: str) -> str:
+        return f"ratelimit-{unit}-{what}"
+    pacer = Pacer(0, 0, header_name=other_names)
+    marks = pacer.reserve(10)
+    assert pacer.observe({"x-ratelimit-limit-requests": "60"}, marks, 10) is False
+    marks = pacer.reserve(10)
+    assert pacer.observe({"ratelimit-requests-limit": "120", "ratelimit-tokens-limit": "6000"}, marks, 10)
+    assert pacer.describe()["requests"]["per_minute"] == pytest.approx(120 * SAFETY, abs=0.1)
+    assert pacer.describe()["tokens"]["source"] == "headers"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rollkit.ratelimit import openai_header_name
+
 if TYPE_CHECKING:
     from rollkit.endpoints import Endpoint
 
@@ -33,6 +35,10 @@ class Kind:
         from rollkit.endpoints import is_loopback
 
         return not is_loopback(endpoint.base_url)
+
+    def ratelimit_header(self, what: str, unit: str) -> str:
+        """The name of a meter header (`what`: limit, remaining, reset; `unit`: requests, tokens)."""
+        return openai_header_name(what, unit)
 
     def error_reason(self, status: int, code: str | None) -> str:
         """The reason a refused request is recorded under (status code and error code, never text)."""
