@@ -83,6 +83,7 @@ class Aimd:
         self.rate = start
         self.slow_start = True
         self.decreased_at = -1e18
+        self.refused_at_rate: float | None = None  # the rate the last 429 came at
         self._clock = clock
         self._successes: deque[float] = deque()
 
@@ -94,8 +95,12 @@ class Aimd:
         per_second = max(1.0, self.rate * self.second)  # successes in one server second at this rate
         if self.slow_start:
             self.rate += 1.0 / self.second
-        else:
-            self.rate += max(0.1 / self.second, 0.05 * self.rate) / per_second
+            return
+        # Back quickly toward the rate the last 429 came at, then probe past it slowly (as TCP
+        # CUBIC does): 429s come once per probe, so a slow probe is fewer 429s at the same pace.
+        near = self.refused_at_rate is not None and self.rate >= 0.9 * self.refused_at_rate
+        growth = 0.01 if near else 0.05
+        self.rate += max(0.1 / self.second, growth * self.rate) / per_second
 
     def delivered(self) -> float | None:
         if len(self._successes) < 2:
@@ -107,11 +112,14 @@ class Aimd:
         """Decrease once per episode: 429s of requests sent before the last decrease carry no news."""
         if sent_at < self.decreased_at:
             return
+        self.refused_at_rate = self.rate
         target = self.rate * (0.5 if self.slow_start else 0.75)
         delivered = self.delivered()
         # Only a sender that kept up with its own pace measured the server; one that sent less
         # (few requests, long pauses) would talk itself down to nothing.
-        if delivered is not None and delivered >= 0.5 * self.rate:
+        # Leaving slow start, the rate doubled while the server's burst lasted: what it delivered
+        # is the better bound even though the sender was outpacing it.
+        if delivered is not None and (self.slow_start or delivered >= 0.5 * self.rate):
             target = min(target, 0.95 * delivered)
         self.rate = max(1.0 / self.second, target)
         self.slow_start = False
