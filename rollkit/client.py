@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type
 
-from .endpoints import Endpoint, EndpointPool, EndpointState, env_proxy
+from .endpoints import EndpointPool, EndpointState, env_proxy
 from .images import image_size
 from .journal import RequestJournal, request_key
-from .ratelimit import header_number, parse_reset
 from .secrets import redact
 from .tokens import completion_allowance, count_messages
 
@@ -132,17 +131,6 @@ def _error_fields(raw: bytes) -> tuple[str | None, str]:
         return error.get("code"), str(error.get("message") or "")[:300]
     except (ValueError, AttributeError):
         return None, raw[:200].decode("utf-8", "replace")
-
-
-def _retry_after(headers, endpoint: Endpoint) -> float:
-    """The pause a 429 asks for; with no hint, one second of the server's minute."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = header_number(headers, name)
-        if value is not None:
-            return value * scale
-    name = endpoint.adapter.ratelimit_header
-    reset = parse_reset(headers.get(name("reset", "requests"))) or parse_reset(headers.get(name("reset", "tokens")))
-    return reset or endpoint.window_seconds / 60.0
 
 
 def _limited_by(raw: bytes) -> str | None:
@@ -287,7 +275,7 @@ class ChatClient:
         if status == 429:
             self.stats.rate_limited += 1
             state.rate_limited += 1
-            state.pacer.on_429(marks[0], _retry_after(headers, endpoint), _limited_by(raw))
+            state.pacer.on_429(marks[0], state.pacer.asked_pause(headers), _limited_by(raw))
             return None
         data = self._check_status(state, status, raw)
         state.pacer.on_success()

@@ -323,6 +323,7 @@ class Pacer:
         self.tokens = Meter("tokens", tpm, window, clock=clock)
         self._names = {unit: (header_name("limit", unit), header_name("remaining", unit))
                        for unit in ("requests", "tokens")}
+        self._reset_names = (header_name("reset", "requests"), header_name("reset", "tokens"))
         self._clock = clock
         self.paused_until = 0.0
         self.max_in_flight = max_in_flight
@@ -366,6 +367,16 @@ class Pacer:
         if not seen:
             self.requests.observe_no_meter()
         return seen
+
+    def asked_pause(self, headers: Mapping[str, str]) -> float:
+        """The pause a 429 asks for (retry-after, else the meter's reset); with no hint, one
+        second of the server's minute."""
+        for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+            value = header_number(headers, name)
+            if value is not None:
+                return value * scale
+        requests, tokens = self._reset_names
+        return parse_reset(headers.get(requests)) or parse_reset(headers.get(tokens)) or self.requests.second
 
     def on_429(self, sent_at: float, pause: float, dimension: str | None) -> None:
         self.pause(pause)

@@ -34,6 +34,12 @@ def pack(rollouts: Path, out: Path, model: str = "dep-a", lines: int = 5) -> dic
     return json.loads((out / "manifest.json").read_text())
 
 
+def process_batches(batch_dir: Path, url: str, model: str) -> subprocess.CompletedProcess:
+    """batch_processor.py on one OpenAI-shaped emulator, checking every 0.6 s."""
+    return run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--base-url", f"{url}/v1",
+                      "--model", model, "--check-interval", "0.01", "--no-progress")
+
+
 def ledger_events(batch_dir: Path) -> list[dict]:
     return [e for path in sorted((batch_dir / "ledger").glob("*.jsonl")) for e in read_jsonl(path)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, read_jsonl, run_script
-from test_batch_cycle import FAST
+from test_batch_cycle import FAST, process_batches
 
 from rollkit.images import ImageError, record_image_paths
 from rollkit.inputs import canonical_json, entry_id
@@ -96,8 +96,7 @@ def test_image_root_and_pack_refuse_a_rollout_without_its_image(tmp_path):
     errors = read_jsonl(batch_dir / "pack.errors.jsonl")
     assert [e["reason"] for e in errors] == ["bad_image"] and "images/missing.jpg" in errors[0]["message"]
     with run_emulator(*FAST) as url:
-        ran = run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--base-url", f"{url}/v1",
-                         "--model", "dep", "--check-interval", "0.01", "--no-progress")
+        ran = process_batches(batch_dir, url, "dep")
         stats = get_stats(url, with_keys=False)["batch"]
     assert ran.returncode == 0, ran.stderr
     assert stats["lines_by_image_parts"] == {"1": 2}

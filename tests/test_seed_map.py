@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 from conftest import FIXTURES, read_jsonl, run_script
-from test_batch_cycle import FAST, pack
+from test_batch_cycle import FAST, pack, process_batches
 from test_batch_map import ok_line
 from test_batch_support import make_rollouts
 
@@ -46,8 +46,7 @@ def test_map_of_a_batch_folder_reads_its_results_without_warnings(tmp_path):
     batch_dir = tmp_path / "batches"
     pack(rollouts, batch_dir, model="dep", lines=2)
     with run_emulator(*FAST) as url:
-        ran = run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--base-url", f"{url}/v1",
-                         "--model", "dep", "--check-interval", "0.01", "--no-progress")
+        ran = process_batches(batch_dir, url, "dep")
     assert ran.returncode == 0, ran.stderr
     done = run_script("merge_and_map_batch.py", "map", "--rollouts", str(rollouts), "--results", str(batch_dir),
                       "--output", str(tmp_path / "out.jsonl"))

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from conftest import read_jsonl, run_script
-from test_batch_cycle import FAST
+from test_batch_cycle import FAST, process_batches
 from test_batch_support import make_rollouts
 
 from rollkit.emulator.testing import get_stats, run_emulator
@@ -86,8 +86,7 @@ def test_prompt_file_is_sent_and_recorded_by_name_and_hash(tmp_path):
                      "--model", "judge", "--prompt-file", str(tmp_path / "bad.txt"))
     assert bad.returncode == 2 and "{{question}}" in bad.stderr
     with run_emulator(*FAST) as url:
-        ran = run_script("batch_processor.py", "--batch-dir", str(batch_dir), "--base-url", f"{url}/v1",
-                         "--model", "judge", "--check-interval", "0.01", "--no-progress")
+        ran = process_batches(batch_dir, url, "judge")
     assert ran.returncode == 0, ran.stderr
     mapped = run_script("merge_and_map_batch.py", "map", "--rollouts", str(rollouts), "--results", str(batch_dir),
                         "--output", str(tmp_path / "v.jsonl"))

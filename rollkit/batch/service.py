@@ -155,9 +155,8 @@ class BatchService:
             key = self.endpoint.key_env or "the key variable"
             return FatalEndpointError(f"endpoint {self.name}: {what} refused our credentials "
                                       f"(HTTP {exc.status_code}); check {key}")
-        if isinstance(exc, openai.RateLimitError | openai.InternalServerError | openai.APIConnectionError):
-            return TransientCallError(f"{self.name}: {what}: {redact(str(exc))[:300]}")
-        if not isinstance(exc, openai.APIStatusError):
+        if isinstance(exc, openai.RateLimitError | openai.InternalServerError) or \
+                not isinstance(exc, openai.APIStatusError):  # connection errors, timeouts, bad bodies
             return TransientCallError(f"{self.name}: {what}: {redact(str(exc))[:300]}")
         if exc.status_code in (408, 409) or exc.status_code >= 500:
             return TransientCallError(f"{self.name}: {what}: HTTP {exc.status_code}")
