@@ -11,8 +11,8 @@ structured error `code`, never by message text:
 - connection errors, timeouts, 429 and 5xx: the SDK retries reads a few times; uploads and creates
   are sent once (a retry after a lost response would make a second file or batch); the processor
   tries again at the next check (`TransientCallError`), asking the service first what got through.
-  The one exception: an upload or create that could not even connect never reached the service,
-  so it is tried again at once, with jittered backoff (tenacity), CONNECT_TRIES times.
+  The one exception: an upload or create that could not even connect (refused, unknown or unreachable
+  host) never reached the service, so it is tried again at once, with jittered backoff (tenacity), CONNECT_TRIES times.
 
 `--expires-after DAYS` sets `expires_after` on uploads and `output_expires_after` on batches, as
 `{"anchor": "created_at", "seconds": N}` on both services; the range differs (EXPIRY_RANGE_DAYS):
@@ -21,13 +21,13 @@ OpenAI takes 1 hour to 30 days, Azure 14 to 30 days (and then allows 10,000 batc
 
 from __future__ import annotations
 
-import importlib
+import errno
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 from openai.types import Batch, FileObject
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -58,18 +58,23 @@ def expiry_problem(kind: str, days: float) -> str | None:
         else f"--expires-after {days:g}: {kind} keeps batch files {low:g} to {high:g} days"
 
 
-def _connect_errors() -> tuple[type[BaseException], ...]:
-    # ConnectError of the HTTP library the SDK is built on (httpx, or a renamed build of it)
-    package = importlib.import_module(openai.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
-    return tuple({httpx.ConnectError, getattr(package, "ConnectError", httpx.ConnectError)})
-
-
-_CONNECT_ERRORS = _connect_errors()
+# What the operating system says when a connection could not even be made. The SDK raises
+# APIConnectionError from its HTTP library's error, which is raised from the socket's own error; these
+# can only happen while connecting, never once a request is on its way.
+_REFUSED_TO_CONNECT = (ConnectionRefusedError, socket.gaierror)  # nothing listens there; no such host
+_UNREACHABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH}
 
 
 def _never_connected(exc: BaseException) -> bool:
     # the request never left this machine, so sending it again cannot make a second file or batch
-    return isinstance(exc, openai.APIConnectionError) and isinstance(exc.__cause__, _CONNECT_ERRORS)
+    if not isinstance(exc, openai.APIConnectionError) or isinstance(exc, openai.APITimeoutError):
+        return False
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, _REFUSED_TO_CONNECT) or (isinstance(cause, OSError) and cause.errno in _UNREACHABLE):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _unanswered(exc: openai.APIError) -> bool:
