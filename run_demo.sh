@@ -3,7 +3,7 @@
 # Installs what it needs into .venv first. Outputs land in demo_output/.
 set -euo pipefail
 cd "$(dirname "$0")"
-./setup_env.sh requirements.txt
+./setup_env.sh requirements.lock
 py=.venv/bin/python
 out=demo_output
 rm -rf "$out" && mkdir -p "$out"

@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME, DEV = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"
+LOCKS = {RUNTIME: ROOT / "requirements.lock", DEV: ROOT / "requirements-dev.lock"}
 
 
 def normalized(name: str) -> str:
@@ -71,6 +72,14 @@ def test_every_import_is_a_declared_dependency(files, requirements):
     allowed = declared(requirements)
     problems = {str(path.relative_to(ROOT)): found for path in files() if (found := undeclared(path, allowed))}
     assert not problems, f"imported but not declared in {requirements.name}: {problems}"
+
+
+@pytest.mark.parametrize("requirements", [RUNTIME, DEV], ids=["runtime", "dev"])
+def test_the_lock_pins_every_declared_package(requirements):
+    pinned = {normalized(line.split("==")[0]) for line in LOCKS[requirements].read_text(encoding="utf-8").splitlines()
+              if "==" in line and not line.startswith((" ", "#"))}
+    missing = declared(requirements) - pinned
+    assert not missing, f"{sorted(missing)} not in {LOCKS[requirements].name}: refresh it (README, the lock)"
 
 
 def test_an_import_of_a_transitive_package_is_caught(tmp_path):
