@@ -218,6 +218,11 @@ class EndpointState:
         self.failures_in_a_row = 0
         self.down_since = None
 
+    def record_alive(self) -> None:
+        """The server answered a probe: whatever failed, it is up (slow is not down)."""
+        self.failures_in_a_row = 0
+        self.down_since = None
+
     def record_failure(self) -> None:
         """A failing endpoint backs off on its own (capped, jittered), so the others carry the load
         and a server that is down is not hammered by every waiting request."""

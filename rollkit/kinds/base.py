@@ -20,6 +20,10 @@ class Kind:
     def chat_url(self, endpoint: Endpoint) -> str:
         return f"{endpoint.base_url}/chat/completions"
 
+    def models_url(self, endpoint: Endpoint) -> str:
+        """A cheap request any server of this kind answers when it is up: its model list."""
+        return f"{endpoint.base_url}/models"
+
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"Content-Type": "application/json", "Authorization": f"Bearer {endpoint.api_key or 'EMPTY'}"}
 
