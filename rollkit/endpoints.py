@@ -22,7 +22,7 @@ from yarl import URL
 
 from .kinds import KIND_ADAPTERS, Kind, adapter
 from .kinds.azure import DEFAULT_API_VERSION
-from .ratelimit import Pacer
+from .ratelimit import FIRST_REPLY_WAIT_SECONDS, Pacer
 from .secrets import register_secret
 
 KINDS = tuple(KIND_ADAPTERS)
@@ -197,7 +197,8 @@ class EndpointState:
     def __init__(self, endpoint: Endpoint, max_in_flight: int = 1 << 30) -> None:
         self.endpoint = endpoint
         self.pacer = Pacer(endpoint.rpm, endpoint.tpm, endpoint.window_seconds, max_in_flight,
-                           header_name=endpoint.adapter.ratelimit_header)
+                           header_name=endpoint.adapter.ratelimit_header,
+                           first_reply_wait=FIRST_REPLY_WAIT_SECONDS if endpoint.adapter.may_meter else 0.0)
         self.failures_in_a_row = 0
         self.down_since: float | None = None  # first failure since the last answer
         self.sent = 0
