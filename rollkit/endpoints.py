@@ -320,11 +320,13 @@ class EndpointPool:
                     pass
 
     def _soonest(self, cost: float) -> tuple[float, EndpointState]:
-        """The endpoint that can take `cost` soonest, ties to the most headroom; each endpoint's
-        wait is worked out once (this runs for every request)."""
+        """The endpoint that can take `cost` soonest, ties to one that is not failing in a row,
+        then to the most headroom (a server that meters nothing always has room, so without this
+        a broken one would take every other request); each endpoint's wait is worked out once
+        (this runs for every request)."""
         best, best_key = self.states[0], None
         for state in self.states:
-            key = (state.wait_time(cost), -state.headroom())
+            key = (state.wait_time(cost), state.failures_in_a_row > 0, -state.headroom())
             if best_key is None or key < best_key:
                 best, best_key = state, key
         return best_key[0], best
