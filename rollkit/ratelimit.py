@@ -24,6 +24,7 @@ real services; tests shrink it, and every time constant here shrinks with it).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -42,6 +43,8 @@ SAFETY = 0.97
 # The first request goes alone until its reply shows the server's meters, but no longer than this:
 # a long generation (minutes, on a reasoning model) must not hold every other request back.
 FIRST_REPLY_WAIT_SECONDS = 2.0
+# Then, until a meter header or a 429, the requests in flight double this often: 64 in 1.5 s.
+RAMP_DOUBLING_SECONDS = 0.25
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -326,9 +329,14 @@ def openai_header_name(what: str, unit: str) -> str:
 class Pacer:
     """The pacing of one endpoint: its two meters, the pause a 429 asks for, and how many requests
     it may have in flight (halved on a 429 when the server shows no meter, grown as answers flow).
-    `header_name(what, unit)` names the meter headers (the endpoint kind's). Until the first reply
-    shows what the server meters, one request goes alone for at most `first_reply_wait` seconds
-    (0: none; a local server meters nothing, and a long first answer must not hold the rest back)."""
+    `header_name(what, unit)` names the meter headers (the endpoint kind's).
+
+    Until the server has shown a meter or a 429, the requests in flight ramp up: one alone until
+    the first reply (which tells what the server meters; a ceiling is no promise), or for at most
+    `first_reply_wait` seconds (a long first answer must not hold the rest back), then doubling
+    every RAMP_DOUBLING_SECONDS, so a server that queues is full within a few seconds while one
+    with a short burst answers 429 before many are out. `first_reply_wait` 0 (a local server,
+    which meters nothing) sends every slot at once."""
 
     def __init__(self, rpm: float, tpm: float, window: float = 60.0, max_in_flight: int = 1 << 30,
                  clock: Callable[[], float] = time.monotonic,
@@ -344,20 +352,32 @@ class Pacer:
         self.max_in_flight = max_in_flight
         self.window_in_flight = float(max_in_flight)
         self.in_flight = 0
-        self.first_reply_seen = False
         self.first_reply_wait = first_reply_wait
         self._first_sent_at: float | None = None
+        self._first_reply_at: float | None = None
+        self._meter_seen = False
 
     def wait_time(self, cost: float) -> float:
         now = self._clock()
         if self.in_flight >= max(1, int(self.window_in_flight)):
             return float("inf")
-        if not self.first_reply_seen and self.in_flight and self._first_sent_at is not None:
-            # The first reply tells what the server meters; a ceiling is no promise.
-            alone = self._first_sent_at + self.first_reply_wait - now
-            if alone > 0:
-                return alone
+        ramp_wait = self._ramp_wait(now)
+        if ramp_wait > 0:
+            return ramp_wait
         return max(self.paused_until - now, self.requests.wait_time(1), self.tokens.wait_time(cost))
+
+    def _ramp_wait(self, now: float) -> float:
+        """Seconds until the ramp-up allows one more request in flight (0: it allows it now)."""
+        if self.first_reply_wait <= 0 or self._meter_seen or self.requests.aimd_active or self._first_sent_at is None:
+            return 0.0
+        start = self._first_sent_at + self.first_reply_wait
+        if self._first_reply_at is not None:
+            start = min(start, self._first_reply_at)
+        if now < start:
+            return start - now if self.in_flight else 0.0
+        # in flight allowed: 2 ** (seconds since start / doubling)
+        due = start + RAMP_DOUBLING_SECONDS * math.log2(self.in_flight + 1)
+        return max(0.0, due - now)
 
     def headroom(self) -> float:
         return min(self.requests.headroom(), self.tokens.headroom())
@@ -377,7 +397,8 @@ class Pacer:
 
     def observe(self, headers: Mapping[str, str], marks: tuple[float, float, float], cost: float) -> bool:
         """Read the meter headers of any answer (429s included); True when the server sent one."""
-        self.first_reply_seen = True
+        if self._first_reply_at is None:
+            self._first_reply_at = self._clock()
         sent_at, request_mark, token_mark = marks
         seen = False
         for meter, mark, amount in ((self.requests, request_mark, 1.0), (self.tokens, token_mark, cost)):
@@ -386,6 +407,7 @@ class Pacer:
             meter.observe_remaining(header_number(headers, remaining_name), sent_at, mark, amount)
             # A header sent as -1 or 0 is no reading, but it shows the server meters this.
             seen = seen or limit_name in headers or remaining_name in headers
+        self._meter_seen = self._meter_seen or seen
         return seen
 
     def asked_pause(self, headers: Mapping[str, str]) -> float:
