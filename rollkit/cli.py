@@ -14,7 +14,13 @@ import logging
 import sys
 from collections.abc import Callable, Coroutine
 
-from .client import DEFAULT_MAX_OUTAGE_SECONDS, FatalEndpointError, OutageError
+from .client import (
+    DEFAULT_CUT_OFF_RESENDS,
+    DEFAULT_MAX_OUTAGE_SECONDS,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    FatalEndpointError,
+    OutageError,
+)
 from .endpoints import (
     EndpointConfigError,
     EndpointPool,
@@ -61,7 +67,11 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                        help="read the input, print requests, tokens and cost; call nothing")
     group.add_argument("--price-in", type=float, help="dollars per 1M prompt tokens (dry run)")
     group.add_argument("--price-out", type=float, help="dollars per 1M completion tokens (dry run)")
-    group.add_argument("--request-timeout", type=float, default=120.0, help="seconds per request")
+    group.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT_SECONDS,
+                       help="seconds per request, as the openai SDK (default: 600; reasoning models take minutes)")
+    group.add_argument("--cut-off-resends", type=int, default=DEFAULT_CUT_OFF_RESENDS, metavar="N",
+                       help="a request cut off by the timeout on a server that still answers may be billed: "
+                            "send it again at most N times, doubling the timeout each time (default: 2)")
     group.add_argument("--max-attempts", type=int, default=5, help="tries per request on 5xx/timeouts")
     group.add_argument("--max-outage", type=float, default=DEFAULT_MAX_OUTAGE_SECONDS, metavar="SECONDS",
                        help="stop (exit 3) once every endpoint has been unreachable this long; "

@@ -22,7 +22,7 @@ from yarl import URL
 
 from .kinds import KIND_ADAPTERS, Kind, adapter
 from .kinds.azure import DEFAULT_API_VERSION
-from .ratelimit import Pacer
+from .ratelimit import FIRST_REPLY_WAIT_SECONDS, Pacer
 from .secrets import register_secret
 
 KINDS = tuple(KIND_ADAPTERS)
@@ -197,7 +197,8 @@ class EndpointState:
     def __init__(self, endpoint: Endpoint, max_in_flight: int = 1 << 30) -> None:
         self.endpoint = endpoint
         self.pacer = Pacer(endpoint.rpm, endpoint.tpm, endpoint.window_seconds, max_in_flight,
-                           header_name=endpoint.adapter.ratelimit_header)
+                           header_name=endpoint.adapter.ratelimit_header,
+                           first_reply_wait=FIRST_REPLY_WAIT_SECONDS if endpoint.adapter.may_meter else 0.0)
         self.failures_in_a_row = 0
         self.down_since: float | None = None  # first failure since the last answer
         self.sent = 0
@@ -215,6 +216,11 @@ class EndpointState:
 
     def record_success(self) -> None:
         self.answers += 1
+        self.failures_in_a_row = 0
+        self.down_since = None
+
+    def record_alive(self) -> None:
+        """The server answered a probe: whatever failed, it is up (slow is not down)."""
         self.failures_in_a_row = 0
         self.down_since = None
 
@@ -314,11 +320,13 @@ class EndpointPool:
                     pass
 
     def _soonest(self, cost: float) -> tuple[float, EndpointState]:
-        """The endpoint that can take `cost` soonest, ties to the most headroom; each endpoint's
-        wait is worked out once (this runs for every request)."""
+        """The endpoint that can take `cost` soonest, ties to one that is not failing in a row,
+        then to the most headroom (a server that meters nothing always has room, so without this
+        a broken one would take every other request); each endpoint's wait is worked out once
+        (this runs for every request)."""
         best, best_key = self.states[0], None
         for state in self.states:
-            key = (state.wait_time(cost), -state.headroom())
+            key = (state.wait_time(cost), state.failures_in_a_row > 0, -state.headroom())
             if best_key is None or key < best_key:
                 best, best_key = state, key
         return best_key[0], best

@@ -8,8 +8,10 @@ server holds it, and learns it from what comes back:
 - `x-ratelimit-limit-*` gives the rate (OpenAI);
 - `x-ratelimit-remaining-*` gives the level; the largest reading is a lower bound on the burst, and
   with no limit header (Azure) the refill rate follows from two readings and what we sent between;
-- with no header at all (vLLM, proxies) the requests meter paces from 429s alone: slow start,
-  multiplicative decrease on a 429, additive increase while answers flow (`Aimd`).
+- with no header at all (vLLM, proxies) nothing is paced until a 429 comes: a server that queues
+  (vLLM never answers 429) gets the allowed concurrency at once, and queueing is its job. From the
+  first 429 on, the requests meter paces from 429s alone: it starts from the rate the server
+  delivered, decreases multiplicatively on a 429 and increases additively while answers flow (`Aimd`).
 
 A configured rpm/tpm (flag or endpoints file) is a ceiling: the server's lower figure wins.
 `-1`, `0` and missing header values mean "unknown", never a limit. Until the burst is known, one
@@ -22,6 +24,7 @@ real services; tests shrink it, and every time constant here shrinks with it).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -37,6 +40,11 @@ PROBE_SECONDS = 1.0  # with the refill rate unknown and the bucket read as empty
 # Pace a little under the rate: each request then leaves the server's bucket a little fuller than we
 # found it, which absorbs the jitter of arrival times once the burst is spent.
 SAFETY = 0.97
+# The first request goes alone until its reply shows the server's meters, but no longer than this:
+# a long generation (minutes, on a reasoning model) must not hold every other request back.
+FIRST_REPLY_WAIT_SECONDS = 2.0
+# Then, until a meter header or a 429, the requests in flight double this often: 64 in 1.5 s.
+RAMP_DOUBLING_SECONDS = 0.25
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -87,11 +95,14 @@ class Aimd:
         self._clock = clock
         self._successes: deque[float] = deque()
 
-    def on_success(self) -> None:
+    def on_success(self, grow: bool = True) -> None:
+        """An answer: counted toward the delivered rate; with `grow`, the rate grows too."""
         now = self._clock()
         self._successes.append(now)
         while now - self._successes[0] > self.DELIVERED_SECONDS * self.second:
             self._successes.popleft()
+        if not grow:
+            return
         per_second = max(1.0, self.rate * self.second)  # successes in one server second at this rate
         if self.slow_start:
             self.rate += 1.0 / self.second
@@ -101,6 +112,13 @@ class Aimd:
         near = self.refused_at_rate is not None and self.rate >= 0.9 * self.refused_at_rate
         growth = 0.01 if near else 0.05
         self.rate += max(0.1 / self.second, growth * self.rate) / per_second
+
+    def start_from_delivered(self) -> None:
+        """The first 429 of a server that was not paced: the rate it delivered is where slow
+        start stood, so the decrease starts from there (not from one request a second)."""
+        delivered = self.delivered()
+        if delivered is not None:
+            self.rate = max(self.rate, delivered)
 
     def delivered(self) -> float | None:
         if len(self._successes) < 2:
@@ -140,7 +158,7 @@ class Meter:
         self.learned_rate: float | None = None
         self.burst_seen = 0.0  # largest remaining + cost read: the server's bucket is at least this
         self.aimd = Aimd(self.ceiling or 1.0 / self.second, self.second, clock) if adaptive else None
-        self.aimd_active = False  # only once the server has shown no meter of its own
+        self.aimd_active = False  # only once a 429 came with no meter of the server's own
         self._level = 0.0
         self._stamp = clock()
         self._known_level = False
@@ -285,19 +303,16 @@ class Meter:
         if self.header_rate is None and self.learned_rate is None and self.aimd is not None:
             # Nothing the server said gives the rate (no meter, or a meter that reads empty, as it
             # does while a configured ceiling is too high): find it from the 429s themselves.
+            if not self.aimd_active:
+                self.aimd.start_from_delivered()
             self.aimd_active = True
             self.aimd.on_429(sent_at)
         elif self.learned_rate is not None and self.header_rate is None:
             self.learned_rate *= 0.95  # a refusal says the estimate ran high
 
-    def observe_no_meter(self) -> None:
-        """An answer without any meter header: from now on the request rate comes from 429s."""
-        if self.aimd is not None:
-            self.aimd_active = True
-
     def observe_success(self) -> None:
-        if self.aimd_active and self.header_rate is None and self.learned_rate is None:
-            self.aimd.on_success()
+        if self.aimd is not None:
+            self.aimd.on_success(grow=self.aimd_active and self.header_rate is None and self.learned_rate is None)
 
     def describe(self) -> dict:
         per_minute = self.per_minute()
@@ -314,11 +329,19 @@ def openai_header_name(what: str, unit: str) -> str:
 class Pacer:
     """The pacing of one endpoint: its two meters, the pause a 429 asks for, and how many requests
     it may have in flight (halved on a 429 when the server shows no meter, grown as answers flow).
-    `header_name(what, unit)` names the meter headers (the endpoint kind's)."""
+    `header_name(what, unit)` names the meter headers (the endpoint kind's).
+
+    Until the server has shown a meter or a 429, the requests in flight ramp up: one alone until
+    the first reply (which tells what the server meters; a ceiling is no promise), or for at most
+    `first_reply_wait` seconds (a long first answer must not hold the rest back), then doubling
+    every RAMP_DOUBLING_SECONDS, so a server that queues is full within a few seconds while one
+    with a short burst answers 429 before many are out. `first_reply_wait` 0 (a local server,
+    which meters nothing) sends every slot at once."""
 
     def __init__(self, rpm: float, tpm: float, window: float = 60.0, max_in_flight: int = 1 << 30,
                  clock: Callable[[], float] = time.monotonic,
-                 header_name: Callable[[str, str], str] = openai_header_name) -> None:
+                 header_name: Callable[[str, str], str] = openai_header_name,
+                 first_reply_wait: float = FIRST_REPLY_WAIT_SECONDS) -> None:
         self.requests = Meter("requests", rpm, window, adaptive=True, clock=clock)
         self.tokens = Meter("tokens", tpm, window, clock=clock)
         self._names = {unit: (header_name("limit", unit), header_name("remaining", unit))
@@ -329,15 +352,32 @@ class Pacer:
         self.max_in_flight = max_in_flight
         self.window_in_flight = float(max_in_flight)
         self.in_flight = 0
-        self.first_reply_seen = False
+        self.first_reply_wait = first_reply_wait
+        self._first_sent_at: float | None = None
+        self._first_reply_at: float | None = None
+        self._meter_seen = False
 
     def wait_time(self, cost: float) -> float:
         now = self._clock()
         if self.in_flight >= max(1, int(self.window_in_flight)):
             return float("inf")
-        if not self.first_reply_seen and self.in_flight:
-            return float("inf")  # the first reply tells what the server meters; a ceiling is no promise
+        ramp_wait = self._ramp_wait(now)
+        if ramp_wait > 0:
+            return ramp_wait
         return max(self.paused_until - now, self.requests.wait_time(1), self.tokens.wait_time(cost))
+
+    def _ramp_wait(self, now: float) -> float:
+        """Seconds until the ramp-up allows one more request in flight (0: it allows it now)."""
+        if self.first_reply_wait <= 0 or self._meter_seen or self.requests.aimd_active or self._first_sent_at is None:
+            return 0.0
+        start = self._first_sent_at + self.first_reply_wait
+        if self._first_reply_at is not None:
+            start = min(start, self._first_reply_at)
+        if now < start:
+            return start - now if self.in_flight else 0.0
+        # in flight allowed: 2 ** (seconds since start / doubling)
+        due = start + RAMP_DOUBLING_SECONDS * math.log2(self.in_flight + 1)
+        return max(0.0, due - now)
 
     def headroom(self) -> float:
         return min(self.requests.headroom(), self.tokens.headroom())
@@ -345,6 +385,8 @@ class Pacer:
     def reserve(self, cost: float) -> tuple[float, float, float]:
         """Take one request and `cost` tokens; the marks let a reading be aged to the present."""
         self.in_flight += 1
+        if self._first_sent_at is None:
+            self._first_sent_at = self._clock()
         return self._clock(), self.requests.take(1), self.tokens.take(cost)
 
     def release(self) -> None:
@@ -355,7 +397,8 @@ class Pacer:
 
     def observe(self, headers: Mapping[str, str], marks: tuple[float, float, float], cost: float) -> bool:
         """Read the meter headers of any answer (429s included); True when the server sent one."""
-        self.first_reply_seen = True
+        if self._first_reply_at is None:
+            self._first_reply_at = self._clock()
         sent_at, request_mark, token_mark = marks
         seen = False
         for meter, mark, amount in ((self.requests, request_mark, 1.0), (self.tokens, token_mark, cost)):
@@ -364,8 +407,7 @@ class Pacer:
             meter.observe_remaining(header_number(headers, remaining_name), sent_at, mark, amount)
             # A header sent as -1 or 0 is no reading, but it shows the server meters this.
             seen = seen or limit_name in headers or remaining_name in headers
-        if not seen:
-            self.requests.observe_no_meter()
+        self._meter_seen = self._meter_seen or seen
         return seen
 
     def asked_pause(self, headers: Mapping[str, str]) -> float:

@@ -25,7 +25,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .atomic import write_json
-from .client import ChatClient, FatalEndpointError, OutageError, RequestStats
+from .client import (
+    DEFAULT_CUT_OFF_RESENDS,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    ChatClient,
+    FatalEndpointError,
+    OutageError,
+    RequestStats,
+)
 from .endpoints import EndpointPool
 from .images import ImageError, image_size
 from .inputs import ENTRY_ID_VERSION, InputItem, check_not_empty, count_inputs, image_root_field, record_id
@@ -217,6 +224,7 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"  failures  {failures}",
         f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
         f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",
+        *cut_off_lines(r),
         f"  tokens    {r['prompt_tokens']:,} prompt ({r.get('cached_tokens', 0):,} cached), "
         f"{r['completion_tokens']:,} completion",
         *endpoint_lines(summary.get("endpoints") or {}),
@@ -226,6 +234,14 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"  errors    {summary['errors']}",
     ]
     print("\n".join(lines), file=stream, flush=True)
+
+
+def cut_off_lines(requests: dict) -> list[str]:
+    """Requests our timeout cut off after the server took them, and what was done about them."""
+    if not requests.get("cut_off"):
+        return []
+    return [f"  cut off   {requests['cut_off']} requests by --request-timeout (possibly billed), "
+            f"{requests.get('resent_after_cut_off', 0)} of them sent again"]
 
 
 def share_429(stats: RequestStats) -> float:
@@ -274,7 +290,8 @@ class StageConfig:
     output: str
     inputs: list[str]
     concurrency: int = 16
-    request_timeout: float = 120.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    cut_off_resends: int = DEFAULT_CUT_OFF_RESENDS
     max_attempts: int = 5
     backoff: float = 1.0
     max_outage: float = 600.0
@@ -289,6 +306,7 @@ class StageConfig:
         return cls(output=args.output, inputs=args.input, concurrency=args.concurrency,
                    request_timeout=args.request_timeout, max_attempts=args.max_attempts, backoff=args.backoff,
                    max_outage=args.max_outage, retry_failed=args.retry_failed,
+                   cut_off_resends=args.cut_off_resends,
                    start=getattr(args, "start", None), end=getattr(args, "end", None),
                    journal=getattr(args, "cache_file", None), flags=dict(vars(args)))
 
@@ -310,7 +328,8 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
         slots = asyncio.Semaphore(c.concurrency)  # one bound for every role: a kill costs at most this
         clients = {role: await stack.enter_async_context(ChatClient(
             pool, journal, concurrency=c.concurrency, timeout=c.request_timeout, max_attempts=c.max_attempts,
-            backoff=c.backoff, max_outage=c.max_outage, slots=slots, redo_unusable=c.retry_failed))
+            backoff=c.backoff, max_outage=c.max_outage, slots=slots, redo_unusable=c.retry_failed,
+            cut_off_resends=c.cut_off_resends))
             for role, pool in pools.items()}
         runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,

@@ -91,3 +91,33 @@ def test_the_endpoint_kind_names_the_meter_headers():
     assert pacer.observe({"ratelimit-requests-limit": "120", "ratelimit-tokens-limit": "6000"}, marks, 10)
     assert pacer.describe()["requests"]["per_minute"] == pytest.approx(120 * SAFETY, abs=0.1)
     assert pacer.describe()["tokens"]["source"] == "headers"
+
+
+async def seconds_to_full(url: str, kind: str, concurrency: int, requests: int) -> tuple[float | None, list]:
+    """Send `requests` through the real client; sample the server's own count of sequences
+    generating (as one reads vLLM's metrics) until `concurrency` of them run at once."""
+    pool = EndpointPool([Endpoint("e", kind, f"{url}/v1", "m", api_key="k")])
+    start, full_at = time.monotonic(), None
+    async with ChatClient(pool, None, concurrency=concurrency) as client:
+        sending = asyncio.gather(*(client.complete(body(i)) for i in range(requests)))
+        while full_at is None and not sending.done():
+            generating = (await asyncio.to_thread(get_stats, url, False))["generation"]["generating"]
+            if generating >= concurrency:
+                full_at = time.monotonic() - start
+            await asyncio.sleep(0.05)
+        results = await sending
+    return full_at, results
+
+
+@pytest.mark.parametrize("kind, within", [("local", 1.0), ("openai", 4.0)])
+def test_a_server_that_queues_gets_the_whole_concurrency_within_seconds(kind, within):
+    # vLLM's shape: no rate headers, never a 429, at most --max-num-seqs generating and the rest
+    # queued. Answers take 2-4 s; the client used to ramp from 1 request by slow start. A local
+    # endpoint meters nothing, so all go at once; any other kind sends one first, to read what its
+    # server meters, for at most 2 s, then doubles the requests in flight every 0.25 s.
+    with run_emulator("--max-num-seqs", "64", "--tokens-per-second", "80") as url:
+        full_at, results = asyncio.run(seconds_to_full(url, kind, concurrency=32, requests=64))
+        served = get_stats(url, with_keys=False)
+    assert all(r.ok for r in results)
+    assert full_at is not None and full_at <= within
+    assert served["by_status"] == {"200": 64} and served["generation"]["peak_generating"] == 32

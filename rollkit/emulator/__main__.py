@@ -36,6 +36,7 @@ from pathlib import Path
 
 from rollkit.emulator.answers import load_answer_key
 from rollkit.emulator.config import ALLOWED_HOST, BatchSettings, EmulatorConfig, FaultRates
+from rollkit.emulator.generation import add_generation_flags, generation_from_args
 from rollkit.emulator.ratelimit import HEADER_STYLES
 
 # The line tests and scripts wait for; keep it stable.
@@ -127,11 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("content-filter", "a line's prompt is refused by the content filter"),
     ):
         batch.add_argument(f"--batch-fault-{name}", type=_rate, default=0.0, help=help_text)
+    add_generation_flags(p)
     p.add_argument("--log-level", default="WARNING", help="DEBUG logs each request, never its key (default: WARNING)")
     return p
 
 
-def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> EmulatorConfig:
+    generation = generation_from_args(parser or build_parser(), args)
     rates = FaultRates(rate_limit=args.fault_429, server_error=args.fault_500, timeout=args.fault_timeout,
                        reset=args.fault_reset, malformed=args.fault_malformed,
                        content_filter=args.fault_content_filter, length=args.fault_length)
@@ -150,7 +153,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
         no_auth=args.no_auth, batch=batch,
     )
-    return replace(config, realism=args.realism)
+    return replace(config, realism=args.realism, generation=generation)
 
 
 async def serve(config: EmulatorConfig, answer_key: dict[str, str]) -> None:
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rpm and --tpm must be 0 (unlimited) or positive")
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = config_from_args(args)
+    config = config_from_args(args, parser)
     answer_key = load_answer_key(config.answer_key) if config.answer_key else {}
     asyncio.run(serve(config, answer_key))
     return 0

@@ -7,9 +7,10 @@ Routes (all on 127.0.0.1):
   ``api-key: <key>`` (a Bearer token is accepted too, as Azure does for Entra ID);
 * Files and Batches (``/v1/files``, ``/v1/batches``, Azure's ``/openai/files``, ``/openai/batches``):
   see `batches.py`;
-* ``GET /v1/models``, ``GET /health``: no auth, for vLLM-like clients and readiness checks;
+* ``GET /v1/models`` (Azure: ``/openai/models``), ``GET /health``: no auth, for vLLM-like clients and readiness checks;
 * ``GET /_emulator/stats`` (``?keys=0`` leaves out `completed_by_key`), ``POST /_emulator/reset``:
   counters for tests (see `stats.py`); ``POST /_emulator/down?seconds=S``: an outage from now on
+  (``&mode=hang``: connections are taken and nothing is answered, as by a frozen process)
   (API connections cut, batches keep running); no auth.
 
 A request that sets `max_tokens`/`max_completion_tokens` below the answer's length gets the answer
@@ -35,6 +36,7 @@ from aiohttp import web
 from rollkit.emulator import faults
 from rollkit.emulator.batches import add_batch_routes
 from rollkit.emulator.config import EmulatorConfig
+from rollkit.emulator.generation import Generation
 from rollkit.emulator.policy import Policy, PolicySettings, seed_from
 from rollkit.emulator.prefix_cache import PrefixCache
 from rollkit.emulator.ratelimit import Decision, RateLimiter, format_duration, retry_after_headers
@@ -74,10 +76,14 @@ class Emulator:
         self.fingerprint = f"fp_emu{seed_from('fingerprint', config.seed) % 16**8:08x}"
         # Counters of other parts (the Files and Batches APIs) shown under their own key in the stats.
         self.extra_stats: dict[str, Any] = {}
+        self.generation = Generation(config.generation)
+        if config.generation.active:
+            self.extra_stats["generation"] = self.generation
         # While down (see serve in __main__), new connections are refused and requests arriving on
         # connections opened before are cut, as when a server process dies.
         self.down = False
         self._outage: asyncio.Task | None = None  # the end of an outage asked for by /_emulator/down
+        self.back_up = asyncio.Event()  # set when that outage ends (hung requests carry on)
 
     def limiter(self, scope: tuple[str, str]) -> RateLimiter:
         if scope not in self.limiters:
@@ -106,16 +112,21 @@ class Emulator:
     async def go_down(self, request: web.Request) -> web.Response:
         """An outage from this moment, for `seconds`: every API request has its connection cut
         (as through a proxy whose backend died) while batches keep running. For tests to choose
-        the moment; `--down-at` closes the listening socket instead."""
+        the moment; `--down-at` closes the listening socket instead. `mode=hang`: requests are
+        taken and left unanswered until the outage ends, as by a frozen server process."""
         try:
             seconds = float(request.query.get("seconds", ""))
         except ValueError:
             return error_response(400, "give ?seconds=S", "invalid_request_error")
-        self.down = True
+        if request.query.get("mode", "cut") not in ("cut", "hang"):
+            return error_response(400, "mode is cut or hang", "invalid_request_error")
+        self.down = request.query.get("mode", "cut")
 
         async def back_up() -> None:
             await asyncio.sleep(seconds)
             self.down = False
+            self.back_up.set()
+            self.back_up.clear()
         self._outage = asyncio.get_running_loop().create_task(back_up())
         return json_response(200, {"down_for": seconds})
 
@@ -188,7 +199,9 @@ class Emulator:
             return faults.content_filter_error(headers)
         if plan.kind == "timeout":
             await asyncio.sleep(self.config.timeout_sleep)
-        payload = self.completion(body, key, model, outcome.attempt, plan, prompt_tokens)
+        choices = self._choices(body, key, plan)
+        await self.generation.generate([choice.completion_tokens for choice in choices])
+        payload = self.completion(body, key, model, outcome.attempt, plan, prompt_tokens, choices)
         if plan.kind == "malformed":
             self.stats.malformed += 1
             return faults.malformed(json.dumps(payload), plan.cut_fraction, headers)
@@ -196,9 +209,10 @@ class Emulator:
         return json_response(200, payload, headers)
 
     def completion(self, body: dict[str, Any], key: str, model: str, attempt: int = 0,
-                   plan: faults.FaultPlan = NO_FAULT, prompt_tokens: int | None = None) -> dict[str, Any]:
+                   plan: faults.FaultPlan = NO_FAULT, prompt_tokens: int | None = None,
+                   choices: list[Choice] | None = None) -> dict[str, Any]:
         """The chat.completion this server answers to `body`; batch lines get exactly this too."""
-        choices = self._choices(body, key, plan)
+        choices = self._choices(body, key, plan) if choices is None else choices
         # Unique per attempt like a real id, yet the same in every run with the same inputs.
         completion_id = f"chatcmpl-emu{seed_from(key, attempt, 'id'):016x}"
         tokens = count_prompt_tokens(body) if prompt_tokens is None else prompt_tokens
@@ -323,7 +337,10 @@ EMULATOR_KEY = web.AppKey("emulator", Emulator)
 
 @web.middleware
 async def outage_gate(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.app[EMULATOR_KEY].down and not request.path.startswith("/_emulator/"):
+    emulator = request.app[EMULATOR_KEY]
+    if emulator.down == "hang" and not request.path.startswith("/_emulator/"):
+        await emulator.back_up.wait()
+    if emulator.down and not request.path.startswith("/_emulator/"):
         request.app[EMULATOR_KEY].stats.answered("refused")
         if request.transport is not None:
             request.transport.abort()
@@ -338,6 +355,7 @@ def build_app(config: EmulatorConfig, answer_key: dict[str, str] | None = None) 
     app.router.add_post("/v1/chat/completions", emulator.openai_chat)
     app.router.add_post("/openai/deployments/{deployment}/chat/completions", emulator.azure_chat)
     app.router.add_get("/v1/models", emulator.models)
+    app.router.add_get("/openai/models", emulator.models)
     app.router.add_get("/health", emulator.health)
     app.router.add_get("/_emulator/stats", emulator.get_stats)
     app.router.add_post("/_emulator/reset", emulator.reset)

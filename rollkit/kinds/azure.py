@@ -21,6 +21,10 @@ class AzureKind(Kind):
         version = endpoint.api_version or DEFAULT_API_VERSION
         return f"{endpoint.base_url}/openai/deployments/{endpoint.deployment}/chat/completions?api-version={version}"
 
+    def models_url(self, endpoint: Endpoint) -> str:
+        """The resource's model list (deployments are not listed on the data plane)."""
+        return f"{endpoint.base_url}/openai/models?api-version={endpoint.api_version or DEFAULT_API_VERSION}"
+
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"Content-Type": "application/json", "api-key": endpoint.api_key or ""}
 

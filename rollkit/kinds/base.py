@@ -16,9 +16,16 @@ class Kind:
     name = ""
     default_key_env: str | None = "OPENAI_API_KEY"
     batch_url: str | None = "/v1/chat/completions"  # the `url` of a Batch API line for this kind
+    # Whether its servers may meter requests (rate headers, 429s); a first request then goes alone
+    # until its reply shows the meters. Local servers queue instead: every slot goes at once.
+    may_meter = True
 
     def chat_url(self, endpoint: Endpoint) -> str:
         return f"{endpoint.base_url}/chat/completions"
+
+    def models_url(self, endpoint: Endpoint) -> str:
+        """A cheap request any server of this kind answers when it is up: its model list."""
+        return f"{endpoint.base_url}/models"
 
     def headers(self, endpoint: Endpoint) -> dict[str, str]:
         return {"Content-Type": "application/json", "Authorization": f"Bearer {endpoint.api_key or 'EMPTY'}"}

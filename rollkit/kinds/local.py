@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 class LocalKind(Kind):
     name = "local"
     default_key_env = None
+    may_meter = False  # vLLM and SGLang queue what they cannot run yet; they send no rate headers
 
     def shape_body(self, endpoint: Endpoint, body: dict) -> dict:
         """A body ending with an assistant message asks for that message to be continued; vLLM and
