@@ -34,6 +34,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from rollkit.emulator import model_rules
 from rollkit.emulator.answers import load_answer_key
 from rollkit.emulator.config import ALLOWED_HOST, BatchSettings, EmulatorConfig, FaultRates
 from rollkit.emulator.ratelimit import HEADER_STYLES
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("content-filter", "a line's prompt is refused by the content filter"),
     ):
         batch.add_argument(f"--batch-fault-{name}", type=_rate, default=0.0, help=help_text)
+    model_rules.add_flags(p)
     p.add_argument("--log-level", default="WARNING", help="DEBUG logs each request, never its key (default: WARNING)")
     return p
 
@@ -150,6 +152,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
         no_auth=args.no_auth, batch=batch,
     )
+    config = replace(config, rules=model_rules.rules_from_args(args))
     return replace(config, realism=args.realism)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rollkit.emulator.model_rules import ModelRules
 from rollkit.emulator.ratelimit import MeterSettings
 
 # Only loopback: the emulator accepts any key and answers with synthetic data, so it must never be
@@ -72,6 +73,7 @@ class EmulatorConfig:
     no_auth: bool = False  # accept requests without any key, like vLLM without --api-key
     batch: BatchSettings = BatchSettings()
     realism: bool = False  # per-question difficulty, recoverable wrong steps, varied lengths (policy.py)
+    rules: ModelRules = ModelRules()  # real servers' and models' rules (model_rules.py)
 
     def meter(self) -> MeterSettings:
         return MeterSettings(self.rpm, self.tpm, self.window_seconds, self.burst_seconds,

@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rollkit.emulator import faults
+from rollkit.emulator import faults, model_rules
 from rollkit.emulator.batches import add_batch_routes
 from rollkit.emulator.config import EmulatorConfig
 from rollkit.emulator.policy import Policy, PolicySettings, seed_from
@@ -163,6 +163,9 @@ class Emulator:
             self.stats.faults[plan.kind] += 1
             log.info("injecting %s into request %s (attempt %d)", plan.kind, key[:12], attempt)
         prompt_tokens = count_prompt_tokens(body)
+        refused = model_rules.refusal(self.config.rules, body, model, prompt_tokens)
+        if refused is not None:
+            return refused
         cost = prompt_tokens + (max_output_tokens(body) or DEFAULT_MAX_TOKENS) * n
         limiter = self.limiter(("azure", deployment) if deployment is not None else ("openai", model))
         decision = limiter.snapshot() if plan.kind == "rate_limit" else limiter.admit(cost)
@@ -198,12 +201,14 @@ class Emulator:
     def completion(self, body: dict[str, Any], key: str, model: str, attempt: int = 0,
                    plan: faults.FaultPlan = NO_FAULT, prompt_tokens: int | None = None) -> dict[str, Any]:
         """The chat.completion this server answers to `body`; batch lines get exactly this too."""
-        choices = self._choices(body, key, plan)
+        choices, reasoning_tokens = model_rules.shape_choices(self.config.rules, body, model, key,
+                                                             self._choices(body, key, plan), max_output_tokens(body))
         # Unique per attempt like a real id, yet the same in every run with the same inputs.
         completion_id = f"chatcmpl-emu{seed_from(key, attempt, 'id'):016x}"
         tokens = count_prompt_tokens(body) if prompt_tokens is None else prompt_tokens
         cached = self.prefix_cache.cached_tokens(body) if self.prefix_cache else None
-        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached)
+        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached,
+                                 reasoning_tokens)
 
     def _choices(self, body: dict[str, Any], key: str, plan: faults.FaultPlan) -> list[Choice]:
         n = int(body.get("n") or 1)
