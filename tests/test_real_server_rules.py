@@ -161,3 +161,25 @@ def test_answers_cut_off_at_the_budget_are_kept_with_their_siblings(tmp_path, re
     left = read_jsonl(dropped)
     assert sum(3 - len(r["generated_answers"]) for r in left) == sum(r["cut_off_candidates"] for r in left) > 0
     assert all(c.get("dropped") for r in left for c in r["candidates"] if c["finish_reason"] == "length")
+
+
+def test_each_kind_names_the_budget_its_servers_read_and_reasoning_models_get_no_sampling_parameters():
+    from rollkit.endpoints import Endpoint
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0, "max_tokens": 16,
+            "reasoning_effort": "low"}
+    plain = Endpoint("o", "openai", "https://x", "gpt-4.1").shape_body(body)
+    assert plain["max_completion_tokens"] == 16 and "max_tokens" not in plain and plain["temperature"] == 0
+    assert "reasoning_effort" not in plain  # a chat model would refuse it
+    local = Endpoint("l", "local", "http://127.0.0.1:1/v1", "o4-mini").shape_body(body)
+    assert local["max_tokens"] == 16 and local["temperature"] == 0  # a local model's name says nothing
+    for name in ("o4-mini-2025-04-16", "o3", "gpt-5-mini", "openai/o1"):
+        shaped = Endpoint("o", "openai", "https://x", name).shape_body(body)
+        assert "temperature" not in shaped and "max_tokens" not in shaped, name
+        assert shaped["max_completion_tokens"] == 16 + 2048 and shaped["reasoning_effort"] == "low"
+    for name in ("gpt-4o", "gpt-5-chat-latest", "o-series-proxy", "gpt-50"):
+        assert Endpoint("o", "openai", "https://x", name).shape_body(body)["temperature"] == 0, name
+    deployment = Endpoint("a", "azure", "https://x", "m", deployment="prod-judge", reasoning=True)
+    assert "temperature" not in deployment.shape_body(body)
+    assert Endpoint("a", "azure", "https://x", "o4-mini", deployment="o4-mini", reasoning=False
+                    ).shape_body(body)["temperature"] == 0
