@@ -82,7 +82,8 @@ def dry_run_bodies(args, sampling: SamplingParams, scoring: ScoringParams):
 
 async def main(args: argparse.Namespace) -> int:
     sampling = SamplingParams(args.generator_model, args.n, args.temperature, args.max_tokens,
-                              not args.no_seed, args.max_image_side, cli.endpoints_take_n(args))
+                              not args.no_seed, args.max_image_side, cli.endpoints_take_n(args),
+                              drop_truncated=args.drop_truncated)
     scoring = ScoringParams(args.scorer_model, args.scorer_max_tokens)
     items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
     if args.dry_run:

@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def main(args: argparse.Namespace) -> int:
     params = SamplingParams(args.model, args.n, args.temperature, args.max_tokens, not args.no_seed,
-                            args.max_image_side, cli.endpoints_take_n(args))
+                            args.max_image_side, cli.endpoints_take_n(args),
+                            drop_truncated=args.drop_truncated)
     items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
     if args.dry_run:
         dry_run(items, lambda item, eid: sampling_bodies(item.record, item.source, eid, params),

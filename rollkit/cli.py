@@ -1,8 +1,9 @@
 """Flags every script shares, defined once, and the wrapper that turns errors into exit codes.
 
 Exit status: 0 when every record is done or recorded as a permanent error, 1 for a fatal error (bad
-credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse) or bad
-input (an empty input, a range that selects no record), 3 when every endpoint stayed unreachable
+credentials, unreadable input, output locked, bad endpoint file), 2 for bad usage (argparse), bad
+input (an empty input, a range that selects no record) or a request every record would have refused
+(unknown model, a parameter the model refuses: see `refusals`), 3 when every endpoint stayed unreachable
 for --max-outage seconds (a plain rerun does the rest).
 """
 
@@ -20,6 +21,7 @@ from .client import (
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     FatalEndpointError,
     OutageError,
+    UniformRefusal,
 )
 from .endpoints import (
     EndpointConfigError,
@@ -30,6 +32,7 @@ from .endpoints import (
 )
 from .inputs import EmptyInput, InputError
 from .jsonl_log import LogLockedError
+from .kinds.reasoning import EFFORTS
 from .secrets import RedactingFilter
 
 log = logging.getLogger("rollkit")
@@ -81,6 +84,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--window-seconds", type=float, default=60.0,
                        help="length of the rate-limit window (60 for real services; the emulator can shrink it)")
     group.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
+    group.add_argument("--reasoning-effort", choices=EFFORTS,
+                       help="how long reasoning models (o1, o3, o4-mini, gpt-5) think; other models are sent "
+                            "no effort")
     add_image_root_flag(group)
     # The seed's range: record numbers from 1, both ends included (--start 1 --end 100, then
     # --start 101 --end 200 on the next machine). Kept 0-based, end excluded, inside (args.start).
@@ -160,6 +166,9 @@ def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: 
     except OutageError as exc:
         print(f"stopped by an outage: {exc}; {RESUME_HINT}", file=sys.stderr)
         return EXIT_OUTAGE
+    except UniformRefusal as exc:  # a mistake in the command (model name, parameters): fix it, run again
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except EmptyInput as exc:  # bad input, not a failure of the run
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -184,6 +193,9 @@ def add_sampling_flags(parser: argparse.ArgumentParser) -> None:
                         help="candidates to sample per question")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     parser.add_argument("--max-tokens", type=int, default=2048, help="max tokens per candidate")
+    parser.add_argument("--drop-truncated", action="store_true",
+                        help="leave candidates cut off at --max-tokens out (default: keep them as they stand, "
+                             "with finish_reason length in `candidates`)")
     add_request_shape_flags(parser)
 
 

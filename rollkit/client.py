@@ -13,7 +13,11 @@ Error classes come from status codes and exception types, never from message tex
   as unreachable. A slow one gets the request again with twice the timeout, at most
   `cut_off_resends` times, then the record fails as `cut_off`. The summary counts both.
 - malformed bodies: retried; a reply that stays unusable fails the record after `max_attempts`.
-- 400/404/422 and content-filter refusals: the record fails with a clear reason, no retry.
+- 400/404/422 and content-filter refusals: the record fails with a clear reason, no retry; unless
+  the endpoint has not answered yet and a one-line probe is refused the same way: then every record
+  would be, and UniformRefusal stops the run (exit 2) with nothing written off (see `refusals`).
+- a reply with fewer choices than `n` asked (llama.cpp, Ollama): the endpoint is sent one sample a
+  request from then on, and the missing samples are asked with their own seeds (base + i).
 - 401/403: the whole run stops; the message names the endpoint and the key's variable, never the key.
 Every billable response is appended to the request journal before it is returned, so a restarted
 stage replays it instead of paying for it again.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from dataclasses import dataclass, field
 
@@ -32,6 +37,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type
 from .endpoints import EndpointPool, EndpointState, env_proxy
 from .images import image_size
 from .journal import RequestJournal, request_key
+from .pricing import usage_cost
+from .refusals import FirstWave, RefusalWatch, Signature, probe_body
 from .secrets import redact
 from .tokens import completion_allowance, count_messages
 
@@ -44,10 +51,16 @@ CONNECT_TIMEOUT_SECONDS = 30.0  # a server that does not even take the connectio
 PROBE_TIMEOUT_SECONDS = 10.0
 PROBE_FRESH_SECONDS = 5.0  # cut-offs this close together share one probe
 MAX_RETRY_WAIT_SECONDS = 30.0
+log = logging.getLogger("rollkit.client")
 
 
 class FatalEndpointError(Exception):
     """The endpoint refused our credentials: continuing would only fail every request."""
+
+
+class UniformRefusal(FatalEndpointError):
+    """The endpoint refuses the request itself (unknown model, a refused parameter, a budget over
+    the context), so it would refuse every record: stop, write nothing off (exit 2)."""
 
 
 class OutageError(Exception):
@@ -75,9 +88,14 @@ class CutOffError(TransientError):
 
 
 class PermanentError(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    """The server refused the request; `refusal` is (status, code, its message), `state` the endpoint."""
+
+    def __init__(self, reason: str, message: str, refusal: Signature | None = None,
+                 state: EndpointState | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.refusal = refusal
+        self.state = state
 
 
 @dataclass
@@ -90,6 +108,8 @@ class ChatResult:
     model: str | None = None
     usage: dict | None = None
     replayed: bool = False
+    # (reason, message) of the samples after `texts` that could not be had (asked alone, they failed)
+    shortfall: tuple[str, str] | None = None
 
     @property
     def text(self) -> str | None:
@@ -97,14 +117,14 @@ class ChatResult:
 
     def split(self, expected: int) -> list[ChatResult]:
         """One result per choice of a reply asked for with `n`, each judged on its own; a failed
-        reply fails them all, and choices the server did not send fail as `n_ignored`."""
+        reply fails them all, and samples that could not be had fail with the shortfall's reason."""
         if not self.ok:
             return [self] * expected
         parts = [result_from_response({"model": self.model, "choices": [
             {"index": 0, "message": {"content": text}, "finish_reason": reason}]}, self.replayed)
             for text, reason in zip(self.texts, self.finish_reasons, strict=True)]
-        missing = ChatResult(False, reason="n_ignored", model=self.model,
-                             message="the server sent fewer choices than n asked for; use --no-n")
+        reason, message = self.shortfall or ("n_ignored", "the server sent fewer choices than n asked for")
+        missing = ChatResult(False, reason=reason, model=self.model, message=message)
         return (parts + [missing] * expected)[:expected]
 
 
@@ -122,13 +142,21 @@ class RequestStats:
     cached_tokens: int = 0  # prompt tokens the server says it served from its prefix cache
     cut_off: int = 0  # requests our timeout cut off after the server took them: possibly billed
     resent_after_cut_off: int = 0  # of those, sent again (with a longer timeout)
+    reasoning_tokens: int = 0  # hidden reasoning, billed as completion tokens (already in them)
+    cost_usd: float = 0.0  # list price of the tokens of models rollkit knows the price of
+    reasoning_cost_usd: float = 0.0  # the reasoning tokens' share of it
+    truncated: int = 0  # answers kept though they stopped at the token budget (finish_reason length)
+    n_ignored: int = 0  # samples asked alone because the server sent fewer choices than n
 
 
 def result_from_response(data: dict, replayed: bool = False, per_choice: bool = False) -> ChatResult:
-    """Turn a chat.completion body into a result; refusals, cut-offs and empty replies are failures.
+    """Turn a chat.completion body into a result; filtered and empty replies are failures.
 
-    With `per_choice`, the caller judges each choice by its finish reason (Monte-Carlo samples: a
-    cut-off sample simply reached no answer), so the result fails only when every choice was filtered.
+    An answer cut off at the token budget (`finish_reason: "length"`) is still an answer: it is kept
+    with its finish reason, and never takes its siblings down with it; the caller decides what a
+    cut-off answer is worth (the judge scores it as it stands, Monte-Carlo finds no answer in it).
+    With `per_choice`, the caller judges each choice by its finish reason, so the result fails only
+    when every choice was filtered.
     """
     choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
     texts = [((c.get("message") or {}).get("content") or "") for c in choices]
@@ -140,9 +168,10 @@ def result_from_response(data: dict, replayed: bool = False, per_choice: bool = 
             result.ok, result.reason, result.message = False, "content_filter", "every choice was filtered"
     elif "content_filter" in reasons:
         result.ok, result.reason, result.message = False, "content_filter", "the reply was filtered"
-    elif "length" in reasons:
+    elif not any(text.strip() for text in texts) and "length" in reasons:
+        # a reasoning model can spend the whole budget thinking and have nothing left to answer with
         result.ok, result.reason = False, "length"
-        result.message = "the reply hit the token limit; raise --max-tokens"
+        result.message = "the token budget ran out before any answer; raise --max-tokens"
     elif not any(text.strip() for text in texts):
         result.ok, result.reason, result.message = False, "empty", "the reply was empty"
     return result
@@ -194,6 +223,8 @@ class ChatClient:
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[str, tuple] = {}
         pool.limit_in_flight(concurrency)
+        self._refusals: dict[str, RefusalWatch] = {}  # endpoint name -> whether its refusals are the records'
+        self._first_wave = FirstWave()
 
     async def __aenter__(self) -> ChatClient:
         connector = aiohttp.TCPConnector(limit=self._concurrency + 4, ttl_dns_cache=300)
@@ -207,12 +238,52 @@ class ChatClient:
         if self._session:
             await self._session.close()
 
+    reasoning_effort: str | None = None  # --reasoning-effort: in every body, so in its journal key
+
     async def complete(self, body: dict, sample_index: int = 0, *, per_choice: bool = False) -> ChatResult:
         """One chat completion, replayed from the journal when it was already paid for.
 
-        `per_choice`: see result_from_response; a reply with some cut-off or filtered choices is
-        then usable instead of failing as a whole. Every billable reply is journaled, usable or not:
-        it was paid for either way."""
+        `per_choice`: see result_from_response; a reply with some filtered choices is then usable
+        instead of failing as a whole. Every billable reply is journaled, usable or not: it was paid
+        for either way. A body with `n` gets its n samples even from a server that ignores `n`."""
+        if self.reasoning_effort:
+            body = {**body, "reasoning_effort": self.reasoning_effort}
+        asked = int(body.get("n") or 1)
+        if asked > 1 and not any(state.endpoint.supports_n for state in self.pool.states):
+            result = await self._fill_samples(body, sample_index, ChatResult(True), per_choice)
+        else:
+            result = await self._complete_one(body, sample_index, per_choice)
+            if result.ok and len(result.texts) < asked:
+                result = await self._fill_samples(body, sample_index, result, per_choice)
+        if result.ok:
+            self.stats.truncated += result.finish_reasons.count("length")
+        return result
+
+    async def _fill_samples(self, body: dict, sample_index: int, partial: ChatResult, per_choice: bool) -> ChatResult:
+        """`partial` plus the samples it lacks of an `n` request, each asked alone with its own seed
+        (child i of `seed` is `seed + i`, vLLM's rule, as `rollkit.samples` sends without `n`) and
+        its own journal key; the first that fails ends the list, so sample i stays at index i."""
+        asked, have = int(body["n"]), len(partial.texts)
+        single = {name: value for name, value in body.items() if name != "n"}
+        seed = body.get("seed")
+        bodies = [{**single, "seed": seed + i} if seed is not None else single for i in range(have, asked)]
+        self.stats.n_ignored += len(bodies)
+        results = await asyncio.gather(*(self._complete_one(one, sample_index + i, per_choice)
+                                         for i, one in enumerate(bodies, have)))
+        merged = ChatResult(True, list(partial.texts), list(partial.finish_reasons), model=partial.model,
+                            usage=dict(partial.usage or {}), replayed=partial.replayed)
+        for result in results:
+            if not result.ok:
+                merged.shortfall = (result.reason or "failed", f"asked alone: {result.message}")
+                break
+            merged.texts += result.texts[:1]
+            merged.finish_reasons += result.finish_reasons[:1]
+            merged.model = merged.model or result.model
+            for name in ("prompt_tokens", "completion_tokens"):
+                merged.usage[name] = int(merged.usage.get(name) or 0) + int((result.usage or {}).get(name) or 0)
+        return merged if merged.texts else results[0]
+
+    async def _complete_one(self, body: dict, sample_index: int, per_choice: bool) -> ChatResult:
         key = request_key(body, sample_index)
         if self.journal is not None:
             stored = self.journal.get(key)
@@ -222,14 +293,53 @@ class ChatClient:
                     self.stats.replayed += 1
                     return result
         cost = count_messages(body["messages"], body.get("model"), image_size) + completion_allowance(body)
+        await self._first_wave.enter()
         try:
             data = await self._send_with_retries(body, cost)
         except (TransientError, PermanentError) as exc:
+            if isinstance(exc, PermanentError):
+                await self._check_refusal(exc, body)
             self.stats.failed += 1
             return ChatResult(False, reason=exc.reason, message=redact(str(exc)))
+        finally:
+            self._first_wave.leave()
         if self.journal is not None:
             self.journal.put(key, data)
         return result_from_response(data, per_choice=per_choice)
+
+    async def _check_refusal(self, refused: PermanentError, body: dict) -> None:
+        """Raise UniformRefusal when the endpoint refuses the request itself, not this record."""
+        state = refused.state
+        if refused.refusal is None or state is None or refused.reason == "content_filter":
+            return
+        watch = self._refusals.setdefault(state.endpoint.name, RefusalWatch())
+        if watch.settled:
+            return
+        self._first_wave.refused = True
+        if await watch.is_uniform(refused.refusal, lambda: self._probe_refusal(state, body)):
+            status, code, message = refused.refusal
+            raise UniformRefusal(
+                f"{state.endpoint.describe()} refuses the request itself, so it would refuse every record: "
+                f"HTTP {status} {code or ''}: {message}. Nothing was written off; fix the command and run "
+                "it again")
+        self._first_wave.refused = False
+        self._first_wave.open()
+
+    async def _probe_refusal(self, state: EndpointState, body: dict) -> Signature | None:
+        """Ask `body`'s request with a one-line prompt; the refusal it gets, or None."""
+        endpoint = state.endpoint
+        payload = json.dumps(endpoint.shape_body(probe_body(body)), ensure_ascii=False).encode("utf-8")
+        proxy, proxy_auth = self._proxies[endpoint.name]
+        self.stats.sent += 1
+        try:
+            async with self._session.post(endpoint.chat_url(), data=payload, headers=endpoint.headers(),
+                                          proxy=proxy, proxy_auth=proxy_auth) as response:
+                raw, status = await response.read(), response.status
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+        if status < 400 or status == 429 or status >= 500:
+            return None
+        return (status, *_error_fields(raw))
 
     async def _send_with_retries(self, body: dict, cost: float) -> dict:
         """Transient failures retry with jittered exponential backoff. Only those of an endpoint
@@ -336,6 +446,7 @@ class ChatClient:
         data = self._check_status(state, status, raw)
         state.pacer.on_success()
         self._count_usage(state, data.get("usage") or {}, body, cost, has_meter)
+        self._note_reply(state, body, data)
         return data
 
     def _request_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
@@ -391,7 +502,8 @@ class ChatClient:
         if status >= 400:
             code, message = _error_fields(raw)
             reason = endpoint.adapter.error_reason(status, code)
-            raise PermanentError(reason, f"{endpoint.name}: HTTP {status} {code or ''} {message}".strip())
+            raise PermanentError(reason, f"{endpoint.name}: HTTP {status} {code or ''} {message}".strip(),
+                                 (status, code, message), state)
         try:
             data = json.loads(raw)
             if not isinstance(data.get("choices"), list) or not data["choices"]:
@@ -411,3 +523,22 @@ class ChatClient:
         self.stats.cached_tokens += int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         if prompt:
             state.pacer.on_usage(cost - completion_allowance(body), prompt, has_meter)
+        completion = int(usage.get("completion_tokens") or 0)
+        reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+        self.stats.reasoning_tokens += reasoning
+        price = usage_cost(state.endpoint.adapter.target_model(state.endpoint, body.get("model")) or "",
+                           prompt, completion, reasoning)
+        if price is not None:
+            self.stats.cost_usd += price[0]
+            self.stats.reasoning_cost_usd += price[1]
+
+    def _note_reply(self, state: EndpointState, body: dict, data: dict) -> None:
+        """What an answer shows about its endpoint: it answers (its refusals are the records' own),
+        and whether it honours `n` (if not, it is sent one sample a request from now on)."""
+        self._refusals.setdefault(state.endpoint.name, RefusalWatch()).answered()
+        self._first_wave.open()
+        asked, got = int(body.get("n") or 1), len(data["choices"])
+        if got < asked and state.endpoint.supports_n:
+            state.endpoint.supports_n = False
+            log.warning("%s ignores n (asked %d choices, got %d): sending it one sample a request from now "
+                        "on, each with its own seed", state.where(), asked, got)

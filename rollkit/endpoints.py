@@ -54,6 +54,9 @@ class Endpoint:
     api_key: str | None = field(default=None, repr=False)
     # Batch API enqueued-token quota of this deployment/model (None: unknown, rely on refusals)
     enqueued_tokens: int | None = None
+    # OpenAI's reasoning-model rules (max_completion_tokens, no temperature/top_p; see
+    # kinds.reasoning): None follows the model's name, true/false says so for this endpoint
+    reasoning: bool | None = None
 
     @property
     def adapter(self) -> Kind:
@@ -142,7 +145,7 @@ def _check(endpoint: Endpoint, where: str) -> Endpoint:
 
 def load_endpoints_toml(path: str | Path, default_model: str | None = None) -> list[Endpoint]:
     """`[[endpoint]]` tables with name, kind, base_url, model/deployment, api_version, key_env, rpm, tpm,
-    enqueued_tokens (Batch API quota)."""
+    enqueued_tokens (Batch API quota), supports_n, reasoning (true/false: the reasoning-model rules)."""
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -34,6 +34,7 @@ class SamplingParams:
     seeded: bool = True
     max_image_side: int | None = None
     use_n: bool = True  # one request with n: the prompt and its images are paid once, not n times
+    drop_truncated: bool = False  # leave answers cut off at the token budget out (default: keep them)
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,18 @@ def sampling_bodies(record: dict, source: str, entry_id: str, params: SamplingPa
     return sample_bodies(base, params.n, use_n=params.use_n, seed=seed)
 
 
-def candidate_entry(index: int, result: ChatResult) -> dict:
+def candidate_entry(index: int, result: ChatResult, drop_truncated: bool = False) -> dict:
     entry = {"index": index, "ok": result.ok, "finish_reason": (result.finish_reasons or [None])[0]}
     if not result.ok:
         entry.update(reason=result.reason, message=result.message)
+    elif drop_truncated and is_cut_off(result):
+        entry["dropped"] = True  # --drop-truncated: not among generated_answers, not a failure either
     return entry
+
+
+def is_cut_off(result: ChatResult) -> bool:
+    """An answer that stopped at the token budget: kept as it stands unless --drop-truncated."""
+    return result.ok and result.finish_reasons[:1] == ["length"]
 
 
 async def sample_candidates(client: ChatClient, record: dict, source: str, entry_id: str,
@@ -65,12 +73,14 @@ async def sample_candidates(client: ChatClient, record: dict, source: str, entry
     replies = await asyncio.gather(*(client.complete(body, i, per_choice=params.use_n)
                                      for i, body in enumerate(bodies)))
     results = replies[0].split(params.n) if params.use_n else replies
+    kept = [r for r in results if r.ok and not (params.drop_truncated and is_cut_off(r))]
     return {
         "original_question": question_text(record),
         "original_answers": reference_answers(record),
-        "generated_answers": [r.text for r in results if r.ok],
-        "candidates": [candidate_entry(i, r) for i, r in enumerate(results)],
+        "generated_answers": [r.text for r in kept],
+        "candidates": [candidate_entry(i, r, params.drop_truncated) for i, r in enumerate(results)],
         "failed_candidates": sum(not r.ok for r in results),
+        "cut_off_candidates": sum(is_cut_off(r) for r in results),
         "model": next((r.model for r in results if r.model), params.model),
         "usage": _sum_usage(replies),
     }
@@ -79,7 +89,10 @@ async def sample_candidates(client: ChatClient, record: dict, source: str, entry
 def sampling_outcome(fields: dict) -> Outcome:
     """A record with at least one answer is written (incomplete if some failed); none: an error."""
     if not fields["generated_answers"]:
-        first = next(c for c in fields["candidates"] if not c["ok"])
+        first = next((c for c in fields["candidates"] if not c["ok"]), None)
+        if first is None:
+            return Outcome(error_reason="length", message="every sample was cut off at the token budget and "
+                                                          "--drop-truncated left it out; raise --max-tokens")
         return Outcome(error_reason=first["reason"], message=f"every sample failed: {first['message']}")
     return Outcome(record=fields, incomplete=fields["failed_candidates"] > 0)
 

@@ -226,7 +226,8 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",
         *cut_off_lines(r),
         f"  tokens    {r['prompt_tokens']:,} prompt ({r.get('cached_tokens', 0):,} cached), "
-        f"{r['completion_tokens']:,} completion",
+        f"{r['completion_tokens']:,} completion ({r.get('reasoning_tokens', 0):,} reasoning)",
+        *answer_lines(r),
         *endpoint_lines(summary.get("endpoints") or {}),
         f"  elapsed   {summary['elapsed_seconds']:.1f} s, {r['sent'] / minutes:,.0f} requests/min, "
         f"{tokens / minutes:,.0f} tokens/min",
@@ -242,6 +243,18 @@ def cut_off_lines(requests: dict) -> list[str]:
         return []
     return [f"  cut off   {requests['cut_off']} requests by --request-timeout (possibly billed), "
             f"{requests.get('resent_after_cut_off', 0)} of them sent again"]
+
+
+def answer_lines(r: dict) -> list[str]:
+    """The cost at list prices (when the models' prices are known), and what became of answers."""
+    lines = []
+    if r.get("cost_usd"):
+        lines.append(f"  cost      ${r['cost_usd']:,.4f} at list prices (${r.get('reasoning_cost_usd', 0):,.4f} of it "
+                     "hidden reasoning)")
+    if r.get("truncated") or r.get("n_ignored"):
+        lines.append(f"  answers   {r.get('truncated', 0)} cut off at the token budget (kept, finish_reason length); "
+                     f"{r.get('n_ignored', 0)} asked one a request because the server ignored n")
+    return lines
 
 
 def share_429(stats: RequestStats) -> float:
@@ -300,6 +313,7 @@ class StageConfig:
     end: int | None = None
     journal: str | None = None  # the seeds' --cache_file; default <output>.journal.jsonl
     flags: dict = field(default_factory=dict)
+    reasoning_effort: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> StageConfig:
@@ -308,7 +322,8 @@ class StageConfig:
                    max_outage=args.max_outage, retry_failed=args.retry_failed,
                    cut_off_resends=args.cut_off_resends,
                    start=getattr(args, "start", None), end=getattr(args, "end", None),
-                   journal=getattr(args, "cache_file", None), flags=dict(vars(args)))
+                   journal=getattr(args, "cache_file", None), flags=dict(vars(args)),
+                   reasoning_effort=getattr(args, "reasoning_effort", None))
 
     @property
     def journal_path(self) -> Path:
@@ -331,6 +346,8 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
             backoff=c.backoff, max_outage=c.max_outage, slots=slots, redo_unusable=c.retry_failed,
             cut_off_resends=c.cut_off_resends))
             for role, pool in pools.items()}
+        for client in clients.values():
+            client.reasoning_effort = c.reasoning_effort
         runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
                              units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})

@@ -134,8 +134,10 @@ def test_a_reply_with_n_choices_is_judged_choice_by_choice():
         {"index": 1, "message": {"content": "cut"}, "finish_reason": "length"},
         {"index": 2, "message": {"content": None}, "finish_reason": "content_filter"}]}
     parts = result_from_response(reply, per_choice=True).split(4)
-    assert [p.ok for p in parts] == [True, False, False, False]
-    assert [p.reason for p in parts] == [None, "length", "content_filter", "n_ignored"]
+    # issue 15: an answer cut off at the budget is still an answer, kept with its finish reason
+    assert [p.ok for p in parts] == [True, True, False, False]
+    assert [p.reason for p in parts] == [None, None, "content_filter", "n_ignored"]
+    assert parts[1].text == "cut" and parts[1].finish_reasons == ["length"]
     refused = result_from_response({"choices": [{"index": 0, "finish_reason": "content_filter", "message": {}}]},
                                    per_choice=True)
     assert [p.reason for p in refused.split(2)] == ["content_filter", "content_filter"]

@@ -110,7 +110,8 @@ def test_local_endpoints_continue_the_final_message():
 def test_per_choice_results_keep_cut_off_samples():
     reply = {"choices": [{"index": 0, "message": {"content": "a"}, "finish_reason": "stop"},
                          {"index": 1, "message": {"content": "b"}, "finish_reason": "length"}]}
-    assert not result_from_response(reply).ok
+    # issue 15: a cut-off sibling no longer fails the reply; the finish reason says what it was
+    assert result_from_response(reply).ok and result_from_response(reply).finish_reasons == ["stop", "length"]
     assert result_from_response(reply, per_choice=True).ok
     filtered = {"choices": [{"index": 0, "message": {"content": None}, "finish_reason": "content_filter"}]}
     assert result_from_response(filtered, per_choice=True).reason == "content_filter"

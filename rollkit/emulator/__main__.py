@@ -34,6 +34,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from rollkit.emulator import model_rules
 from rollkit.emulator.answers import load_answer_key
 from rollkit.emulator.config import ALLOWED_HOST, BatchSettings, EmulatorConfig, FaultRates
 from rollkit.emulator.generation import add_generation_flags, generation_from_args
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         batch.add_argument(f"--batch-fault-{name}", type=_rate, default=0.0, help=help_text)
     add_generation_flags(p)
+    model_rules.add_flags(p)
     p.add_argument("--log-level", default="WARNING", help="DEBUG logs each request, never its key (default: WARNING)")
     return p
 
@@ -153,6 +155,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser |
         judge_garbage=args.judge_garbage, answer_key=args.answer_key, require_key=args.require_key,
         no_auth=args.no_auth, batch=batch,
     )
+    config = replace(config, rules=model_rules.rules_from_args(args))
     return replace(config, realism=args.realism, generation=generation)
 
 

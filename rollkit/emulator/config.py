@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rollkit.emulator.generation import GenerationSettings
+from rollkit.emulator.model_rules import ModelRules
 from rollkit.emulator.ratelimit import MeterSettings
 
 # Only loopback: the emulator accepts any key and answers with synthetic data, so it must never be
@@ -74,6 +75,7 @@ class EmulatorConfig:
     batch: BatchSettings = BatchSettings()
     realism: bool = False  # per-question difficulty, recoverable wrong steps, varied lengths (policy.py)
     generation: GenerationSettings = GenerationSettings()  # speed and queueing (generation.py)
+    rules: ModelRules = ModelRules()  # real servers' and models' rules (model_rules.py)
 
     def meter(self) -> MeterSettings:
         return MeterSettings(self.rpm, self.tpm, self.window_seconds, self.burst_seconds,

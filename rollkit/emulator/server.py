@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rollkit.emulator import faults
+from rollkit.emulator import faults, model_rules
 from rollkit.emulator.batches import add_batch_routes
 from rollkit.emulator.config import EmulatorConfig
 from rollkit.emulator.generation import Generation
@@ -174,6 +174,9 @@ class Emulator:
             self.stats.faults[plan.kind] += 1
             log.info("injecting %s into request %s (attempt %d)", plan.kind, key[:12], attempt)
         prompt_tokens = count_prompt_tokens(body)
+        refused = model_rules.refusal(self.config.rules, body, model, prompt_tokens)
+        if refused is not None:
+            return refused
         cost = prompt_tokens + (max_output_tokens(body) or DEFAULT_MAX_TOKENS) * n
         limiter = self.limiter(("azure", deployment) if deployment is not None else ("openai", model))
         decision = limiter.snapshot() if plan.kind == "rate_limit" else limiter.admit(cost)
@@ -199,9 +202,9 @@ class Emulator:
             return faults.content_filter_error(headers)
         if plan.kind == "timeout":
             await asyncio.sleep(self.config.timeout_sleep)
-        choices = self._choices(body, key, plan)
-        await self.generation.generate([choice.completion_tokens for choice in choices])
-        payload = self.completion(body, key, model, outcome.attempt, plan, prompt_tokens, choices)
+        shaped = self._shaped_choices(body, key, model, plan)
+        await self.generation.generate([choice.completion_tokens for choice in shaped[0]])
+        payload = self.completion(body, key, model, outcome.attempt, plan, prompt_tokens, shaped)
         if plan.kind == "malformed":
             self.stats.malformed += 1
             return faults.malformed(json.dumps(payload), plan.cut_fraction, headers)
@@ -210,14 +213,22 @@ class Emulator:
 
     def completion(self, body: dict[str, Any], key: str, model: str, attempt: int = 0,
                    plan: faults.FaultPlan = NO_FAULT, prompt_tokens: int | None = None,
-                   choices: list[Choice] | None = None) -> dict[str, Any]:
+                   shaped: tuple[list[Choice], int | None] | None = None) -> dict[str, Any]:
         """The chat.completion this server answers to `body`; batch lines get exactly this too."""
-        choices = self._choices(body, key, plan) if choices is None else choices
+        choices, reasoning_tokens = shaped or self._shaped_choices(body, key, model, plan)
         # Unique per attempt like a real id, yet the same in every run with the same inputs.
         completion_id = f"chatcmpl-emu{seed_from(key, attempt, 'id'):016x}"
         tokens = count_prompt_tokens(body) if prompt_tokens is None else prompt_tokens
         cached = self.prefix_cache.cached_tokens(body) if self.prefix_cache else None
-        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached)
+        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached,
+                                 reasoning_tokens)
+
+    def _shaped_choices(self, body: dict[str, Any], key: str, model: str,
+                        plan: faults.FaultPlan) -> tuple[list[Choice], int | None]:
+        """The policy's choices as the served model's rules shape them (model_rules), with its
+        hidden reasoning tokens."""
+        return model_rules.shape_choices(self.config.rules, body, model, key, self._choices(body, key, plan),
+                                         max_output_tokens(body))
 
     def _choices(self, body: dict[str, Any], key: str, plan: faults.FaultPlan) -> list[Choice]:
         n = int(body.get("n") or 1)

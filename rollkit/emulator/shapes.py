@@ -35,9 +35,11 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
 
 
 def completion_object(completion_id: str, model: str, choices: list[Choice], prompt_tokens: int,
-                      fingerprint: str, cached_tokens: int | None = None) -> dict[str, Any]:
+                      fingerprint: str, cached_tokens: int | None = None,
+                      reasoning_tokens: int | None = None) -> dict[str, Any]:
     """A `chat.completion` that `openai.types.chat.ChatCompletion` validates; `cached_tokens`
-    (when given) goes to `usage.prompt_tokens_details` as a caching server reports it."""
+    (when given) goes to `usage.prompt_tokens_details` as a caching server reports it, and
+    `reasoning_tokens` (already in the choices' tokens) to `usage.completion_tokens_details`."""
     completion_tokens = sum(c.completion_tokens for c in choices)
     reply = {
         "id": completion_id,
@@ -54,6 +56,8 @@ def completion_object(completion_id: str, model: str, choices: list[Choice], pro
     }
     if cached_tokens is not None:
         reply["usage"]["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+    if reasoning_tokens is not None:
+        reply["usage"]["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
     return reply
 
 

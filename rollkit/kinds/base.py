@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from rollkit.ratelimit import openai_header_name
 
+from .reasoning import fit_reasoning, is_reasoning_model
+
 if TYPE_CHECKING:
     from rollkit.endpoints import Endpoint
 
@@ -19,6 +21,9 @@ class Kind:
     # Whether its servers may meter requests (rate headers, 429s); a first request then goes alone
     # until its reply shows the meters. Local servers queue instead: every slot goes at once.
     may_meter = True
+    # The answer's token budget: every current OpenAI chat model takes `max_completion_tokens`,
+    # and reasoning models refuse `max_tokens` (bodies are built with `max_tokens`, renamed here).
+    budget_field = "max_completion_tokens"
 
     def chat_url(self, endpoint: Endpoint) -> str:
         return f"{endpoint.base_url}/chat/completions"
@@ -35,7 +40,17 @@ class Kind:
         return endpoint.model or requested
 
     def shape_body(self, endpoint: Endpoint, body: dict) -> dict:
-        return {**body, "model": self.target_model(endpoint, body.get("model"))}
+        shaped = {**body, "model": self.target_model(endpoint, body.get("model"))}
+        if self.budget_field != "max_tokens" and "max_tokens" in shaped:
+            budget = shaped.pop("max_tokens")
+            shaped.setdefault(self.budget_field, budget)
+        return fit_reasoning(shaped, self.follows_reasoning_rules(endpoint, body.get("model")), self.budget_field)
+
+    def follows_reasoning_rules(self, endpoint: Endpoint, requested: str | None = None) -> bool:
+        """The endpoint's `reasoning` setting, else whether its model's name is a reasoning family's."""
+        if endpoint.reasoning is not None:
+            return endpoint.reasoning
+        return any(is_reasoning_model(name) for name in (endpoint.deployment, endpoint.model or requested))
 
     def needs_key(self, endpoint: Endpoint) -> bool:
         """Whether a run must refuse to start without the key variable."""

@@ -15,6 +15,14 @@ class LocalKind(Kind):
     name = "local"
     default_key_env = None
     may_meter = False  # vLLM and SGLang queue what they cannot run yet; they send no rate headers
+    # vLLM takes `max_completion_tokens` too (since 0.6), but llama.cpp's and Ollama's servers and
+    # older vLLM/SGLang read `max_tokens` only: a local server keeps the name every one of them takes.
+    budget_field = "max_tokens"
+
+    def follows_reasoning_rules(self, endpoint: Endpoint, requested: str | None = None) -> bool:
+        """Only when the endpoints file says `reasoning = true`: a local model's name says nothing
+        about OpenAI's parameter rules."""
+        return bool(endpoint.reasoning)
 
     def shape_body(self, endpoint: Endpoint, body: dict) -> dict:
         """A body ending with an assistant message asks for that message to be continued; vLLM and
