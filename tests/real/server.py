@@ -39,7 +39,7 @@ def free_port() -> int:
 
 @dataclass
 class VllmServer:
-    process: subprocess.Popen
+    process: subprocess.Popen | None  # None: a server someone else started (ROLLKIT_VLLM_URL)
     port: int
     workdir: Path
     log_path: Path
@@ -60,6 +60,8 @@ class VllmServer:
 
     def stop(self) -> None:
         """SIGTERM the server's process group (vLLM forks an engine core), then SIGKILL what is left."""
+        if self.process is None:
+            return
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -79,6 +81,13 @@ def models_ready(url: str) -> bool:
             return SERVED_NAME in {m["id"] for m in json.load(reply)["data"]}
     except (OSError, urllib.error.URLError, ValueError, KeyError):
         return False
+
+
+def running_server(url: str, workdir: Path) -> VllmServer | None:
+    """A server already serving the model at `url` (to rerun tests or the bench without a restart)."""
+    if not models_ready(url.rstrip("/")):
+        return None
+    return VllmServer(None, int(url.rstrip("/").rsplit(":", 1)[1]), workdir, workdir / "vllm-serve.log")
 
 
 def start_vllm(workdir: Path | None = None, timeout: float = START_TIMEOUT) -> VllmServer:
