@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,11 +20,12 @@ from tests.real import env
 SERVED_NAME = "smollm2"
 MAX_MODEL_LEN = 4096
 START_TIMEOUT = 300.0
-# The doc's recipe (shared/design/real_servers.md): float32 keeps vLLM's seed rule byte for byte,
-# --enforce-eager skips a 170 s torch.compile that gains nothing here, and prompt token details make
-# usage.prompt_tokens_details.cached_tokens real.
-ENGINE_FLAGS = ["--dtype", "float32", "--max-model-len", str(MAX_MODEL_LEN), "--enforce-eager",
-                "--enable-prompt-tokens-details"]
+
+
+def short_tmpdir() -> Path:
+    """vLLM binds ZeroMQ sockets under TMPDIR, whose paths must stay under 107 bytes: pytest's own
+    temporary folders are too deep, so each engine gets a short one of its own."""
+    return Path(tempfile.mkdtemp(prefix="rk-vllm-", dir="/tmp"))
 
 
 def server_env(tmpdir: Path) -> dict[str, str]:
@@ -43,6 +45,7 @@ class VllmServer:
     port: int
     workdir: Path
     log_path: Path
+    tmpdir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -73,6 +76,8 @@ class VllmServer:
             os.killpg(self.process.pid, signal.SIGKILL)  # an engine core that outlived its parent
         except ProcessLookupError:
             pass
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
 def models_ready(url: str) -> bool:
@@ -93,16 +98,16 @@ def running_server(url: str, workdir: Path) -> VllmServer | None:
 def start_vllm(workdir: Path | None = None, timeout: float = START_TIMEOUT) -> VllmServer:
     """Start `vllm serve` on a free port and wait until /v1/models lists the model."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix="rollkit-vllm-"))
-    tmpdir = workdir / "tmp"
-    tmpdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmpdir = short_tmpdir()
     port = free_port()
     log_path = workdir / "vllm-serve.log"
     cmd = [str(env.vllm_executable()), "serve", str(env.model_dir()), "--served-model-name", SERVED_NAME,
-           "--host", "127.0.0.1", "--port", str(port), *ENGINE_FLAGS]
+           "--host", "127.0.0.1", "--port", str(port), *engine_flags()]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(tmpdir),
                                    cwd=workdir, start_new_session=True)
-    server = VllmServer(process, port, workdir, log_path)
+    server = VllmServer(process, port, workdir, log_path, tmpdir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -114,11 +119,23 @@ def start_vllm(workdir: Path | None = None, timeout: float = START_TIMEOUT) -> V
     raise RuntimeError(f"vllm serve not ready after {timeout:.0f} s:\n{server.log_tail()}")
 
 
-def run_batch(input_path: Path, output_path: Path, workdir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def engine_flags(max_model_len: int = MAX_MODEL_LEN) -> list[str]:
+    """The doc's recipe (shared/design/real_servers.md): float32 keeps vLLM's seed rule byte for byte,
+    --enforce-eager skips a 170 s torch.compile that gains nothing here, and prompt token details
+    make usage.prompt_tokens_details.cached_tokens real."""
+    return ["--dtype", "float32", "--max-model-len", str(max_model_len), "--enforce-eager",
+            "--enable-prompt-tokens-details"]
+
+
+def run_batch(input_path: Path, output_path: Path, workdir: Path, max_model_len: int = MAX_MODEL_LEN,
+              timeout: float = 300) -> subprocess.CompletedProcess:
     """`vllm run-batch` over a JSONL file with its own engine and the same flags as the server."""
-    tmpdir = workdir / "tmp"
-    tmpdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tmpdir = short_tmpdir()
     cmd = [str(env.vllm_executable()), "run-batch", "-i", str(input_path), "-o", str(output_path),
-           "--model", str(env.model_dir()), "--served-model-name", SERVED_NAME, *ENGINE_FLAGS]
-    return subprocess.run(cmd, capture_output=True, text=True, env=server_env(tmpdir), cwd=workdir,
-                          timeout=timeout, start_new_session=True)
+           "--model", str(env.model_dir()), "--served-model-name", SERVED_NAME, *engine_flags(max_model_len)]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, env=server_env(tmpdir), cwd=workdir,
+                              timeout=timeout, start_new_session=True)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
