@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from tests.real import env
 SERVED_NAME = "smollm2"
 MAX_MODEL_LEN = 4096
 START_TIMEOUT = 300.0
+PR_SET_PDEATHSIG = 1
 
 
 def short_tmpdir() -> Path:
@@ -31,6 +33,13 @@ def short_tmpdir() -> Path:
 def server_env(tmpdir: Path) -> dict[str, str]:
     return {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "2", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1", "VLLM_TARGET_DEVICE": "cpu", "TMPDIR": str(tmpdir), "NO_PROXY": "127.0.0.1,localhost"}
+
+
+def _own_session_dying_with_parent() -> None:
+    """In the child before exec: its own process group (stop() signals the whole group, engine
+    core included), and SIGTERM when the test process dies, so a killed run leaves no server."""
+    os.setsid()
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -106,7 +115,7 @@ def start_vllm(workdir: Path | None = None, timeout: float = START_TIMEOUT) -> V
            "--host", "127.0.0.1", "--port", str(port), *engine_flags()]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(tmpdir),
-                                   cwd=workdir, start_new_session=True)
+                                   cwd=workdir, preexec_fn=_own_session_dying_with_parent)
     server = VllmServer(process, port, workdir, log_path, tmpdir)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,6 +145,6 @@ def run_batch(input_path: Path, output_path: Path, workdir: Path, max_model_len:
            "--model", str(env.model_dir()), "--served-model-name", SERVED_NAME, *engine_flags(max_model_len)]
     try:
         return subprocess.run(cmd, capture_output=True, text=True, env=server_env(tmpdir), cwd=workdir,
-                              timeout=timeout, start_new_session=True)
+                              timeout=timeout, preexec_fn=_own_session_dying_with_parent)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
