@@ -33,7 +33,8 @@ deployment as `model` (the seed's files); openai `/v1/chat/completions` with the
 `/v1/chat/completions` with the served model name, for GPU nodes:
     vllm run-batch -i batch_files/vqav2_4k/vqav2_4k_0001.jsonl \
         -o batch_files/vqav2_4k/results/vqav2_4k_0001.output.jsonl --model Qwen/Qwen2.5-VL-7B-Instruct
-(pack with --target vllm --model Qwen/Qwen2.5-VL-7B-Instruct: the lines' model must be the served name).
+(pack with --target vllm --model Qwen/Qwen2.5-VL-7B-Instruct: the lines' model must be the served name;
+add --max-model-len N, the server's context, or lines whose reply budget does not fit are answered 400).
 batch_processor.py rewrites a line only where its endpoint needs another url or model.
 map joins by rollout_id, else the seed's unique_id, else the id pack derived. It reads OpenAI and
 Azure output/error files, `vllm run-batch` output and the seed's `*_verification_results.json`;
@@ -89,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="estimated tokens per file, 0 = no cap (default: 50M azure, none openai)")
     pack.add_argument("--max-completion-tokens", type=int, default=DEFAULT_MAX_COMPLETION_TOKENS,
                       help=f"judge reply budget per request (default: {DEFAULT_MAX_COMPLETION_TOKENS})")
+    pack.add_argument("--max-model-len", type=int, metavar="N",
+                      help="the served model's context (vllm's --max-model-len): each line's max_completion_tokens "
+                           "is lowered so its prompt and reply fit in N; a line that cannot keep room for a reply "
+                           "goes to pack.errors.jsonl (over_context). Without it `vllm run-batch` answers 400 to "
+                           "lines over the context and still exits 0")
     pack.add_argument("--max-image-side", type=int, help="downscale images so the longest side fits")
     add_image_root_flag(pack)
     pack.add_argument("--prompt-file", metavar="FILE",
@@ -115,6 +121,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         if not args.split:
             parser.error("give --rollouts, or --split to use rollout_output_data_files/SPLIT/")
         args.rollouts = [str(ROLLOUTS_ROOT / args.split)]
+    if args.command == "pack" and args.max_model_len is not None and args.max_model_len < 1:
+        parser.error("--max-model-len must be a positive number of tokens")
     if args.command == "pack":
         args.target = target_from_flags(args.target, azure_endpoint=args.azure_endpoint, base_url=args.base_url,
                                         port=args.port)
@@ -139,7 +147,7 @@ def pack_settings(args: argparse.Namespace) -> PackSettings:
     return PackSettings(out_dir=args.out_dir, model=args.model, target=args.target, limits=limits,
                         prefix=args.prefix or (Path(args.split).name if args.split else "batch"),
                         max_completion_tokens=args.max_completion_tokens, max_image_side=args.max_image_side,
-                        verified=args.verified, image_root=args.image_root,
+                        max_model_len=args.max_model_len, verified=args.verified, image_root=args.image_root,
                         prompt=JudgePrompt.from_file(args.prompt_file) if args.prompt_file else JudgePrompt.built_in())
 
 

@@ -208,3 +208,42 @@ def test_base64_is_not_counted_as_text():
     raw = (FIXTURES / "images" / "COCO_train2014_000000121867.jpg").read_bytes()
     chars = len(base64.b64encode(raw))
     assert chars > 40_000 and image_tokens(640, 480) < 1_500  # thousands of times fewer tokens than characters
+
+
+def text_rollouts(path: Path, responses: list[str]) -> Path:
+    rows = [{"question": f"Question {i}: how many?", "response": text} for i, text in enumerate(responses)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_max_model_len_lowers_each_lines_budget_and_refuses_what_cannot_fit(tmp_path):
+    step = "[Reasoning]\n<step_1>\nCount the apples: there are two of them on the table.\n</step_1>\n"
+    rollouts = text_rollouts(tmp_path / "r.jsonl", ["Two.", step * 10, step * 150])
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, PACK, "pack", "--rollouts", str(rollouts), "--out-dir", str(out),
+                          "--model", "smollm2", "--target", "vllm", "--max-model-len", "4096"],
+                         capture_output=True, text=True, env=script_env(), timeout=60)
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["max_model_len"] == 4096 and manifest["max_completion_tokens"] == 8192
+    lines = packed_lines(out)
+    budgets = [line["body"]["max_completion_tokens"] for line in lines]
+    assert len(lines) == 2 and budgets[0] > budgets[1] >= 256
+    for line in lines:  # the prompt counted with room to spare, plus the reply, within the context
+        prompt = request_tokens(line) - line["body"]["max_completion_tokens"]
+        assert prompt * 1.25 + line["body"]["max_completion_tokens"] <= 4096
+    [error] = read_jsonl(out / "pack.errors.jsonl")
+    assert error["reason"] == "over_context" and "--max-model-len 4096" in error["message"]
+    # a folder packed for one context is not filled for another
+    again = subprocess.run([sys.executable, PACK, "pack", "--rollouts", str(rollouts), "--out-dir", str(out),
+                            "--model", "smollm2", "--target", "vllm", "--max-model-len", "2048"],
+                           capture_output=True, text=True, env=script_env(), timeout=60)
+    assert again.returncode == 1 and "max_model_len=4096" in again.stderr
+
+
+def test_without_max_model_len_the_budget_is_the_requested_one(tmp_path):
+    rollouts = text_rollouts(tmp_path / "r.jsonl", ["Two."])
+    pack(rollouts, tmp_path / "out", target="vllm", max_completion_tokens=8192)
+    [line] = packed_lines(tmp_path / "out")
+    assert line["body"]["max_completion_tokens"] == 8192
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["max_model_len"] is None

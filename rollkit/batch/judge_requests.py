@@ -11,6 +11,7 @@ what lets `map` join results made by `pack`.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,13 @@ from rollkit.tokens import completion_allowance, count_messages
 
 PROMPT_NAME = "verify_steps"
 DEFAULT_MAX_COMPLETION_TOKENS = 8192  # what the seed gave its o4-mini judge
+# --max-model-len counts the prompt with an OpenAI encoding, not the served model's tokenizer:
+# SmolLM2's counts the built-in judge prompt 12-15 % higher (its chat template adds a system turn),
+# so the prompt is given this much more room. An underestimate costs little: vLLM accepts a prompt
+# plus max_completion_tokens over the context and stops the answer there.
+PROMPT_TOKEN_FACTOR = 1.25
+PROMPT_TOKEN_SLACK = 64
+MIN_COMPLETION_TOKENS = 256  # less room than this for the judge's reply: the line is not packed
 
 _QUESTION_BLOCK = re.compile(r"<question>(.*?)</question>", re.DOTALL | re.IGNORECASE)
 _IMAGE_TOKEN = re.compile(r"<image>\s*", re.IGNORECASE)
@@ -32,6 +40,10 @@ _IMAGE_TOKEN = re.compile(r"<image>\s*", re.IGNORECASE)
 
 class RequestError(ValueError):
     """A rollout that cannot become a request (no response, missing image, ...)."""
+
+
+class ContextError(RequestError):
+    """A prompt that leaves too little of --max-model-len for the reply."""
 
 
 class PromptFileError(ValueError):
@@ -74,6 +86,7 @@ class RequestOptions:
     max_completion_tokens: int = DEFAULT_MAX_COMPLETION_TOKENS
     max_image_side: int | None = None
     prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)
+    max_model_len: int | None = None  # --max-model-len: prompt + reply budget must fit in it
 
 
 def rollout_items(paths: str | Path | Sequence[str | Path],
@@ -123,9 +136,25 @@ def build_request(record: dict, source: str, custom_id: str, options: RequestOpt
     prompt = fill(options.prompt.text, options.prompt.name, question=judge_question(record),
                   solution=solution_text(record))
     content = [{"type": "text", "text": prompt}, *image_parts(record, source, options.max_image_side)]
-    body = {"model": options.model, "messages": [{"role": "user", "content": content}],
-            "max_completion_tokens": options.max_completion_tokens}
+    messages = [{"role": "user", "content": content}]
+    body = {"model": options.model, "messages": messages,
+            "max_completion_tokens": completion_budget(messages, options)}
     return {"custom_id": custom_id, "method": "POST", "url": options.url, "body": body}
+
+
+def completion_budget(messages: list[dict], options: RequestOptions) -> int:
+    """max_completion_tokens of one line: the requested budget, lowered so that the prompt (counted
+    with room to spare) and the reply fit in --max-model-len when it is given."""
+    if options.max_model_len is None:
+        return options.max_completion_tokens
+    prompt = count_messages(messages, options.model, image_size)
+    room = options.max_model_len - math.ceil(prompt * PROMPT_TOKEN_FACTOR) - PROMPT_TOKEN_SLACK
+    if room < min(MIN_COMPLETION_TOKENS, options.max_completion_tokens):
+        raise ContextError(f"its prompt of about {prompt} tokens leaves {max(room, 0)} of --max-model-len "
+                           f"{options.max_model_len} for the reply (at least "
+                           f"{min(MIN_COMPLETION_TOKENS, options.max_completion_tokens)} needed); "
+                           "serve the model with a longer context or downscale images with --max-image-side")
+    return min(options.max_completion_tokens, room)
 
 
 def request_tokens(request: dict) -> int:

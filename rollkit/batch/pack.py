@@ -32,6 +32,7 @@ from rollkit.images import ImageError
 from rollkit.jsonl_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
 
 from .judge_requests import (
+    ContextError,
     JudgePrompt,
     RequestError,
     RequestOptions,
@@ -69,6 +70,7 @@ class PackSettings:
     verified: Sequence[str | Path] = ()  # result files/folders: ids with a good result are left out
     image_root: str | Path | None = None  # --image-root: where relative image paths start
     prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)  # --prompt-file
+    max_model_len: int | None = None  # --max-model-len (vllm): each line's prompt + reply fits in it
 
 
 @dataclass
@@ -102,6 +104,7 @@ def _settings_of(settings: PackSettings) -> dict:
     return {"target": settings.target, "model": model, "url": url, "prompt": settings.prompt.name,
             "prompt_sha256": settings.prompt.sha256,
             "max_completion_tokens": settings.max_completion_tokens, "max_image_side": settings.max_image_side,
+            "max_model_len": settings.max_model_len,
             "limits": {"max_lines": limits.max_lines, "max_bytes": limits.max_bytes,
                        "max_tokens_per_file": limits.max_tokens}}
 
@@ -109,7 +112,7 @@ def _settings_of(settings: PackSettings) -> dict:
 def _check_same_settings(manifest: dict, wanted: dict, out_dir: Path) -> None:
     # Requests of one folder must be comparable: one model per file (Azure requires it) and one
     # prompt, or results of different prompts would be mixed without anyone noticing.
-    for key in ("target", "model", "url", "prompt_sha256", "max_completion_tokens"):
+    for key in ("target", "model", "url", "prompt_sha256", "max_completion_tokens", "max_model_len"):
         if manifest.get(key) != wanted[key]:
             raise PackError(f"{out_dir} was packed with {key}={manifest.get(key)!r}, not {wanted[key]!r}; "
                             "pack into a new --out-dir")
@@ -152,7 +155,7 @@ class Packer:
         self.s = settings
         url, model = line_route(settings.target, settings.model)
         self.options = RequestOptions(model, url, settings.max_completion_tokens, settings.max_image_side,
-                                      settings.prompt)
+                                      settings.prompt, settings.max_model_len)
         self.report = PackReport()
         self.writer: _FileWriter | None = None
         self.current: set[str] = set()  # ids in the open file; earlier files are in packed_ids
@@ -215,7 +218,7 @@ class Packer:
             self.report.errors += 1
             log.warning("%s: %s", item.where, exc)
             errors.add(entry_id=custom_id, source=item.source, line=item.line, stage="pack",
-                       reason="bad_image" if isinstance(exc, ImageError) else "bad_rollout",
+                       reason=_error_reason(exc),
                        message=f"{item.where}: {exc}")
             return
         line, tokens, limits = dump_line(request), request_tokens(request), self.s.limits
@@ -254,6 +257,12 @@ class Packer:
         write_json_atomic(self.s.out_dir / MANIFEST_NAME, self.manifest)
         self.report.new_files.append(entry)
         self.current.clear()
+
+
+def _error_reason(exc: Exception) -> str:
+    if isinstance(exc, ImageError):
+        return "bad_image"
+    return "over_context" if isinstance(exc, ContextError) else "bad_rollout"
 
 
 def _has_verdict(record: dict) -> bool:
