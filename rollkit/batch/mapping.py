@@ -13,6 +13,9 @@ an int, stays as it is), plus:
     verification_error         why there is no verdict (refusal reason, failure, "no result yet")
     verification_prompt        {"name", "sha256"} of the judge's template, when --results names a
                                batch folder (or its results/) whose manifest.json says it
+    image_root                 the folder relative image paths start from (kept when the rollout
+                               had one, else its file's folder), as the online stages record it,
+                               so the output finds its images in whatever folder it is written to
 
 Outputs of schema 1 (the judge's dict in `first_incorrect_step`, the Monte-Carlo int moved to
 `mc_first_incorrect_step`) are read too: mapping one again gives the schema-2 shape.
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rollkit.atomic import atomic_write
+from rollkit.inputs import image_root_field
 from rollkit.jsonl_log import dump_line
 from rollkit.steps import parse_solution
 
@@ -140,5 +144,6 @@ def map_results(rollouts: Sequence[str | Path], results: Sequence[str | Path], o
             report.counts[fields["verification_status"]] += 1
             if fields["verification_status"] == "pending" and len(report.pending_ids) < MAX_LISTED_PENDING:
                 report.pending_ids.append(custom_id)
-            out.write(dump_line({**from_schema_1(item.record), "rollout_id": custom_id, **fields}))
+            out.write(dump_line({**from_schema_1(item.record), **image_root_field(item.record, item.source),
+                                 "rollout_id": custom_id, **fields}))
     return report

@@ -9,6 +9,7 @@
   (a human turn with one `<image>` per image, then the response) with `images`.
 - `pairs`: per question a `chosen` (right answer, every step good) and a `rejected` (wrong
   answer) response with the `prompt` and `images`, for DPO; each rollout is used at most once.
+- `visualprm`: VisualPRM's step-grading conversation (visualprm.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rollkit.inputs import image_folder, image_refs, resolve_image_path
 
 from .labels import Labels
 
-FORMATS = ("trl-prm", "openrlhf-prm", "sft", "pairs")
+FORMATS = ("trl-prm", "openrlhf-prm", "sft", "pairs", "visualprm")
 DEFAULT_PLACEHOLDER = "ки"  # Math-Shepherd's step tag, which OpenRLHF's examples use
 _URL_PREFIXES = ("http://", "https://", "data:")
 
@@ -52,7 +53,8 @@ def image_paths(record: dict, source: str, ctx: RowContext) -> list[str]:
             continue
         path = _output_path(folder, ref, str(ctx.out_dir), ctx.absolute_images)
         if path is None:
-            raise MissingImage(f"image {ref!r} not found in {folder}")
+            looked = os.path.abspath(resolve_image_path(ref, folder))
+            raise MissingImage(f"image {ref!r} not found: looked for {looked} (--image-root DIR points elsewhere)")
         paths.append(path)
     return paths
 
@@ -65,26 +67,26 @@ def _output_path(folder: str, ref: str, out_dir: str, absolute: bool) -> str | N
     return full if absolute else os.path.relpath(full, os.path.abspath(out_dir))
 
 
-def _ids(record: dict) -> dict:
+def ids(record: dict) -> dict:
     return {"entry_id": record["entry_id"], "rollout_id": record["rollout_id"]}
 
 
 def trl_prm(record: dict, steps: list[str], labels: Labels, images: list[str], ctx: RowContext) -> dict:
     return {"prompt": judge_question(record), "completions": steps, "labels": labels.values, "images": images,
-            **_ids(record), "label_policy": ctx.policy, "filled_steps": list(labels.filled_steps)}
+            **ids(record), "label_policy": ctx.policy, "filled_steps": list(labels.filled_steps)}
 
 
 def openrlhf_prm(record: dict, steps: list[str], labels: Labels, images: list[str], ctx: RowContext) -> dict:
     marked = "".join(f"{step} {ctx.placeholder}\n" for step in steps)
     values = [v if isinstance(v, float) else ("+" if v else "-") for v in labels.values]
-    return {"input": f"{judge_question(record)}\n{marked}", "value": values, "images": images, **_ids(record),
+    return {"input": f"{judge_question(record)}\n{marked}", "value": values, "images": images, **ids(record),
             "label_policy": ctx.policy, "filled_steps": list(labels.filled_steps)}
 
 
 def sft(record: dict, images: list[str]) -> dict:
     human = "<image>\n" * len(images) + judge_question(record)
     return {"conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": record["response"]}],
-            "images": images, **_ids(record)}
+            "images": images, **ids(record)}
 
 
 def pair(record: dict, chosen: dict, rejected: dict, images: list[str]) -> dict:

@@ -1,7 +1,7 @@
 """The export loop: stream rollouts, label them, build rows, split, drop duplicates, write, count.
 
 Memory stays flat in the input size: `pairs` keeps the rollouts waiting for a partner on disk
-(pairing.py).
+(pairing.py). `--balance` reads the input twice: the first pass only counts each row's class.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rollkit.batch.judge_requests import rollout_items
+from rollkit.batch.judge_requests import judge_question, rollout_items
 from rollkit.inputs import InputItem
 from rollkit.jsonl_log import dump_line
 from rollkit.stage import record_id
 
-from . import formats
+from . import formats, visualprm
 from .labels import Labels, Policy
 from .pairing import WaitingRoom
 from .split import TRAIN, SeenRows, split_of
@@ -30,6 +30,15 @@ _ID_FIELDS = ("rollout_id", "chosen_rollout_id", "rejected_rollout_id")
 
 
 @dataclass(frozen=True)
+class VisualPRMSettings:
+    chat_schema: str = "conversations"
+    tokens: visualprm.StepTokens = field(default_factory=visualprm.StepTokens)
+    system: str = ""  # the system prompt, filled
+    balance: bool = False
+    error_sections: str = "all"
+
+
+@dataclass(frozen=True)
 class ExportSettings:
     inputs: Sequence[str]
     fmt: str
@@ -39,6 +48,8 @@ class ExportSettings:
     answers: AnswerCheck = field(default_factory=AnswerCheck)
     absolute_images: bool = False
     placeholder: str = formats.DEFAULT_PLACEHOLDER
+    image_root: str | None = None  # --image-root: where relative image paths start
+    visualprm: VisualPRMSettings = field(default_factory=VisualPRMSettings)
 
 
 @dataclass
@@ -49,6 +60,7 @@ class ExportCounts:
     duplicates: int = 0
     filled_rows: int = 0  # rows with a step filled by the monotone rule
     unpaired: int = 0  # pairs: rollouts left without a partner
+    token_clash_rows: int = 0  # visualprm: rows with a step token as a word of a step's text
     rows: Counter = field(default_factory=Counter)  # split -> rows written
     files: dict = field(default_factory=dict)  # split -> path
 
@@ -69,16 +81,25 @@ class Exporter:
         self._seen = SeenRows()
         self._waiting = WaitingRoom()
         self._writers: dict[str, RowWriter] = {}
+        self._balance: visualprm.Balance | None = None
+        self._measuring = False  # --balance's first pass
 
     def run(self) -> ExportCounts:
-        schema = formats.schema(self.s.fmt, self.s.policy.name == "mc-soft")
+        if self.s.fmt == "visualprm" and self.s.visualprm.balance:
+            self._balance = visualprm.Balance()
+            self._measuring = True
+            self._pass()  # counts each row's class; writes nothing
+            self._balance.cut()
+            self._measuring = False
+            self.counts, self._seen = ExportCounts(), SeenRows()
+        schema = visualprm.schema(self.s.visualprm.chat_schema) if self.s.fmt == "visualprm" else \
+            formats.schema(self.s.fmt, self.s.policy.name == "mc-soft")
         for name in [TRAIN, *(name for name, _ in self.s.splits)]:
             path = split_path(self.s.output, name, bool(self.s.splits))
             self._writers[name] = RowWriter(path, schema)
             self.counts.files[name] = str(path)
         try:
-            for item, rollout_id in rollout_items(self.s.inputs):
-                self._take(item, rollout_id)
+            self._pass()
         except BaseException:
             for writer in self._writers.values():
                 writer.abort()
@@ -89,6 +110,10 @@ class Exporter:
         for writer in self._writers.values():
             writer.commit()
         return self.counts
+
+    def _pass(self) -> None:
+        for item, rollout_id in rollout_items(self.s.inputs, self.s.image_root):
+            self._take(item, rollout_id)
 
     def _take(self, item: InputItem, rollout_id: str | None) -> None:
         if item.record is None:
@@ -105,8 +130,12 @@ class Exporter:
         try:
             images = formats.image_paths(record, item.source, self.ctx)
         except formats.MissingImage as exc:
-            log.warning("%s: %s", item.where, exc)
+            if not self._measuring:
+                log.warning("%s: %s", item.where, exc)
             self.counts.dropped["image_missing"] += 1
+            return
+        if self.s.fmt == "visualprm":
+            self._visualprm(record, [step.text for step in view.steps], labels, images)
             return
         if self.s.fmt in ("trl-prm", "openrlhf-prm"):
             build = formats.trl_prm if self.s.fmt == "trl-prm" else formats.openrlhf_prm
@@ -120,6 +149,23 @@ class Exporter:
                 self.counts.dropped["sft_wrong_answer" if not right else "sft_bad_step"] += 1
             return
         self._pair(record, images, labels, "rejected" if not right else "chosen" if sound else None)
+
+    def _visualprm(self, record: dict, steps: list[str], labels: Labels, images: list[str]) -> None:
+        v = self.s.visualprm
+        marks = visualprm.step_marks(labels.values, self.s.policy.threshold)
+        if v.error_sections != "all":
+            section = visualprm.first_error_section(record.get("response"), marks)
+            drop = visualprm.section_drop(v.error_sections, section)
+            if drop:
+                self.counts.dropped[drop] += 1
+                return
+        if v.chat_schema == "conversations" and len(images) > 1:  # `image` holds one path
+            self.counts.dropped["several_images_need_messages_schema"] += 1
+            return
+        build = visualprm.conversations_row if v.chat_schema == "conversations" else visualprm.messages_row
+        row = {**build(judge_question(record), steps, marks, images, v.system, v.tokens), **formats.ids(record),
+               "label_policy": self.ctx.policy, "filled_steps": list(labels.filled_steps)}
+        self._emit(row, labels, has_error=not all(marks), clash=v.tokens.clash(steps))
 
     def _pair(self, record: dict, images: list[str], labels: Labels, side: str | None) -> None:
         if side is None:
@@ -138,11 +184,19 @@ class Exporter:
         chosen, rejected = (slim, partner) if side == "chosen" else (partner, slim)
         self._write(formats.pair(record, chosen, rejected, images), record["entry_id"], labels)
 
-    def _emit(self, row: dict, labels: Labels) -> None:
+    def _emit(self, row: dict, labels: Labels, has_error: bool = False, clash: bool = False) -> None:
         content = dump_line({k: v for k, v in row.items() if k not in _ID_FIELDS})
         if not self._seen.first_time(content):
             self.counts.duplicates += 1
             return
+        if self._balance is not None:
+            if self._measuring:
+                self._balance.count(row["rollout_id"], has_error)
+                return
+            if not self._balance.keeps(row["rollout_id"], has_error):
+                self.counts.dropped["balance_surplus"] += 1
+                return
+        self.counts.token_clash_rows += clash
         self._write(row, row["entry_id"], labels)
 
     def _write(self, row: dict, entry: str, labels: Labels) -> None:
@@ -163,4 +217,9 @@ def summary_lines(counts: ExportCounts, settings: ExportSettings) -> list[str]:
              f"  written   {sum(counts.rows.values())} rows: {written}"]
     if settings.fmt == "pairs":
         lines.insert(-1, f"  unpaired  {counts.unpaired} rollouts had no partner of the other kind")
+    if settings.fmt == "visualprm":
+        tokens = settings.visualprm.tokens
+        lines.insert(-1, f"  token clash {counts.token_clash_rows} rows have a step whose text holds "
+                         f"{tokens.good!r} or {tokens.bad!r} as a word of its own"
+                         + (" (--step-tokens '<+>,<->' avoids it)" if counts.token_clash_rows else ""))
     return lines
