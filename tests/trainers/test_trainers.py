@@ -80,6 +80,18 @@ def test_trl_prm_rows_train_with_trl_1_13_prm_trainer_one_labelled_token_per_ste
     assert_trained(result)
 
 
+def test_visualprm_rows_train_with_the_current_trl_sft_trainer_loss_on_one_step_token_per_step(tmp_path):
+    python = need(CURRENT_ENV)
+    rows = export(tmp_path / "vp.jsonl", "--format", "visualprm", "--chat-schema", "messages", "--labels", "mc-hard")
+    result = train(python, "train_visualprm.py", rows, tmp_path, "+,-")
+    exported = read_jsonl(rows)
+    assert [row["steps"] for row in result["rows"]] == [
+        sum(m["role"] == "assistant" for m in row["messages"]) for row in exported]
+    # only the step tokens carry loss, one per step, and they are the row's own good/bad tokens in order
+    assert [row["labelled_tokens"] for row in result["rows"]] == [row["steps"] for row in result["rows"]]
+    assert all(row["labels_match"] for row in result["rows"])
+    assert_trained(result)
+
 def test_sft_rows_train_with_the_current_trl_sft_trainer(tmp_path):
     python = need(CURRENT_ENV)
     rows = export(tmp_path / "sft.jsonl", "--format", "sft", "--labels", "mc-hard")

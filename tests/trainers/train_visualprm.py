@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from datasets import load_dataset
+from datasets import Dataset, load_dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
@@ -51,8 +51,8 @@ class StepTokenCollator:
         return batch
 
 
-rows = load_dataset("json", data_files=rows_path, split="train")
-rows = rows.map(text_only, remove_columns=rows.column_names)
+# Built anew, not by .map: map keeps the loaded column's type (content parts) for the new string contents.
+rows = Dataset.from_list([text_only(row) for row in load_dataset("json", data_files=rows_path, split="train")])
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
 model = AutoModelForCausalLM.from_pretrained(model_dir)
 if tokenizer.add_tokens([t for t in step_tokens if t not in tokenizer.get_vocab()]):
