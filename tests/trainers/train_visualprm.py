@@ -63,7 +63,7 @@ step_ids = [ids[0] for ids in step_ids]
 pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 collator = StepTokenCollator(DataCollatorForLanguageModeling(pad_token_id=pad_id),
                              tokenizer.encode(ASSISTANT_HEADER, add_special_tokens=False), set(step_ids))
-config = SFTConfig(output_dir=out_dir, max_steps=2, per_device_train_batch_size=4, learning_rate=1e-4,
+config = SFTConfig(output_dir=out_dir, max_steps=2, per_device_train_batch_size=2, learning_rate=1e-4,
                    max_length=None, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
                    seed=0, dataloader_num_workers=0)
 trainer = SFTTrainer(model=model, args=config, train_dataset=rows, processing_class=tokenizer,
