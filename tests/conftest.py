@@ -17,7 +17,8 @@ import pytest
 from rollkit.emulator.testing import get_stats, reset_stats
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "vqav2_seed"
+# Beside the clone in CI; a worktree elsewhere names the folder in ROLLKIT_SEED_FIXTURES.
+FIXTURES = Path(os.environ.get("ROLLKIT_SEED_FIXTURES") or ROOT.parent / "shared" / "fixtures" / "vqav2_seed")
 
 
 def script_env(**extra: str) -> dict[str, str]:
