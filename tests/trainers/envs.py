@@ -22,6 +22,7 @@ from pathlib import Path
 # torch is the CPU wheel that lies on this disk (pip's find-links); naming torch==2.13.0 in the same
 # install keeps pip from resolving TRL's or accelerate's open range to a CUDA build of several GB.
 TORCH_VERSION = "2.13.0"
+DATASETS_VERSION = "5.2.0"
 MODEL_NAME = "smollm2-135m-instruct-f32"
 MODEL_STAMP = ".rollkit-built.json"  # written last by the real-server tier's conversion
 STAMP = ".rollkit-trainer-env.json"
@@ -46,7 +47,9 @@ class TrainerEnv:
 
     @property
     def requirements(self) -> list[str]:
-        return [f"torch=={TORCH_VERSION}", f"trl=={self.trl}", f"transformers=={self.transformers}"]
+        # datasets is named because the training scripts import it themselves, not only through TRL.
+        return [f"torch=={TORCH_VERSION}", f"trl=={self.trl}", f"transformers=={self.transformers}",
+                f"datasets=={DATASETS_VERSION}"]
 
     def built(self) -> bool:
         try:
