@@ -47,8 +47,8 @@ def run_emulators(*arg_lists: Sequence[str], startup_timeout: float = STARTUP_TI
     """Start one emulator per argument list, all at once; yield their base URLs in the same order."""
     with ExitStack() as stack:
         started = [stack.enter_context(_process(args)) for args in arg_lists]
-        try:
-            deadline = time.monotonic() + startup_timeout
+        try:  # the emulators import at the same time, sharing the CPU: each one counts toward the wait
+            deadline = time.monotonic() + startup_timeout * len(arg_lists)
             yield [_wait_for_url(proc, lines, stderr, deadline) for proc, lines, stderr in started]
         finally:
             for proc, _, _ in started:  # signal all first, so they shut down in parallel
