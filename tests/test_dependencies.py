@@ -9,6 +9,7 @@ declares. Import names are mapped to the installed distributions that provide th
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -55,13 +56,18 @@ def imported(source: Path) -> set[str]:
     return names
 
 
+@functools.cache
+def providers() -> dict[str, list[str]]:
+    """Import name -> the installed distributions that provide it (reading them all takes a while)."""
+    return importlib.metadata.packages_distributions()
+
+
 def undeclared(source: Path, allowed: set[str]) -> list[str]:
     """`module (distribution)` for every import of `source` that is not stdlib, local or allowed."""
     local = {"rollkit", "tests", "conftest"} | {path.stem for path in (*ROOT.glob("*.py"), *source.parent.glob("*.py"))}
-    providers = importlib.metadata.packages_distributions()
     problems = []
     for module in sorted(imported(source) - set(sys.stdlib_module_names) - local):
-        dists = {normalized(dist) for dist in providers.get(module, [])}
+        dists = {normalized(dist) for dist in providers().get(module, [])}
         if not dists & allowed:
             problems.append(f"{module} ({', '.join(sorted(dists)) or 'not installed'})")
     return problems

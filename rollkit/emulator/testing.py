@@ -28,7 +28,7 @@ from typing import IO, Any
 import rollkit
 
 LISTENING_PREFIX = "rollkit emulator listening on "
-STARTUP_TIMEOUT_SECONDS = 30.0
+STARTUP_TIMEOUT_SECONDS = 120.0  # a CPU second of imports each; 9 at once on a busy 2-core machine took 39 s
 STOP_TIMEOUT_SECONDS = 5.0
 
 # Talk to 127.0.0.1 directly even when the environment sets an HTTP proxy.
