@@ -80,16 +80,18 @@ class Reading:
 
 
 class Aimd:
-    """A request rate found from 429s alone: slow start (doubling every server second), then
-    additive increase and multiplicative decrease, the decrease bounded by the rate the server
-    actually delivered over the last few seconds (a burst inflates the rate that slow start saw)."""
+    """A request rate found from 429s alone. Nothing is paced before the first 429 (the pacer's
+    ramp-up of requests in flight finds the server's pace); the first halves the rate the server
+    delivered over the last few seconds, and from then on additive increase and multiplicative
+    decrease, the decrease bounded by the delivered rate too (a burst inflates the rate the sender
+    saw)."""
 
     DELIVERED_SECONDS = 5.0
 
     def __init__(self, start: float, second: float, clock: Callable[[], float]) -> None:
         self.second = second  # one of the server's seconds, in wall-clock seconds
         self.rate = start
-        self.slow_start = True
+        self.first_429 = True
         self.decreased_at = -1e18
         self.refused_at_rate: float | None = None  # the rate the last 429 came at
         self._clock = clock
@@ -104,21 +106,11 @@ class Aimd:
         if not grow:
             return
         per_second = max(1.0, self.rate * self.second)  # successes in one server second at this rate
-        if self.slow_start:
-            self.rate += 1.0 / self.second
-            return
         # Back quickly toward the rate the last 429 came at, then probe past it slowly (as TCP
         # CUBIC does): 429s come once per probe, so a slow probe is fewer 429s at the same pace.
         near = self.refused_at_rate is not None and self.rate >= 0.9 * self.refused_at_rate
         growth = 0.01 if near else 0.05
         self.rate += max(0.1 / self.second, growth * self.rate) / per_second
-
-    def start_from_delivered(self) -> None:
-        """The first 429 of a server that was not paced: the rate it delivered is where slow
-        start stood, so the decrease starts from there (not from one request a second)."""
-        delivered = self.delivered()
-        if delivered is not None:
-            self.rate = max(self.rate, delivered)
 
     def delivered(self) -> float | None:
         if len(self._successes) < 2:
@@ -130,17 +122,20 @@ class Aimd:
         """Decrease once per episode: 429s of requests sent before the last decrease carry no news."""
         if sent_at < self.decreased_at:
             return
-        self.refused_at_rate = self.rate
-        target = self.rate * (0.5 if self.slow_start else 0.75)
         delivered = self.delivered()
+        if self.first_429 and delivered is not None:
+            # Nothing was paced: the sender went as fast as the server answered, so the 429 came
+            # at the rate delivered (or at a configured ceiling, when that is higher).
+            self.rate = max(self.rate, delivered)
+        self.refused_at_rate = self.rate
+        target = self.rate * (0.5 if self.first_429 else 0.75)
         # Only a sender that kept up with its own pace measured the server; one that sent less
-        # (few requests, long pauses) would talk itself down to nothing.
-        # Leaving slow start, the rate doubled while the server's burst lasted: what it delivered
-        # is the better bound even though the sender was outpacing it.
-        if delivered is not None and (self.slow_start or delivered >= 0.5 * self.rate):
+        # (few requests, long pauses) would talk itself down to nothing. At the first 429 the
+        # sender outpaced the server while its burst lasted: what it delivered is the better bound.
+        if delivered is not None and (self.first_429 or delivered >= 0.5 * self.rate):
             target = min(target, 0.95 * delivered)
         self.rate = max(1.0 / self.second, target)
-        self.slow_start = False
+        self.first_429 = False
         self.decreased_at = self._clock()
 
 
@@ -303,8 +298,6 @@ class Meter:
         if self.header_rate is None and self.learned_rate is None and self.aimd is not None:
             # Nothing the server said gives the rate (no meter, or a meter that reads empty, as it
             # does while a configured ceiling is too high): find it from the 429s themselves.
-            if not self.aimd_active:
-                self.aimd.start_from_delivered()
             self.aimd_active = True
             self.aimd.on_429(sent_at)
         elif self.learned_rate is not None and self.header_rate is None:
