@@ -535,7 +535,10 @@ class ChatClient:
     def _note_reply(self, state: EndpointState, body: dict, data: dict) -> None:
         """What an answer shows about its endpoint: it answers (its refusals are the records' own),
         and whether it honours `n` (if not, it is sent one sample a request from now on)."""
-        self._refusals.setdefault(state.endpoint.name, RefusalWatch()).answered()
+        watch = self._refusals.get(state.endpoint.name)
+        if watch is None:
+            watch = self._refusals[state.endpoint.name] = RefusalWatch()
+        watch.answered()
         self._first_wave.open()
         asked, got = int(body.get("n") or 1), len(data["choices"])
         if got < asked and state.endpoint.supports_n:

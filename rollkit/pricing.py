@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 # Dollars per 1M tokens (prompt, completion), list prices; override with --price-in/--price-out.
 PRICES = {
     "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40),
@@ -11,6 +13,7 @@ PRICES = {
 }
 
 
+@lru_cache(maxsize=256)  # asked for every reply, to price its usage
 def model_price(model: str) -> tuple[float | None, float | None]:
     """List price of the longest known name the model or deployment starts with (`gpt-4.1-nano-3`)."""
     names = [name for name in PRICES if model.startswith(name)]

@@ -232,7 +232,9 @@ def test_with_n_adaptive_rounds_draw_exhaustives_samples_from_a_server_with_vllm
     # server that samples child i with seed + i (vLLM; the emulator) gives it exhaustive's samples.
     questions = write_questions(tmp_path / "q.jsonl", 4, images=1, shape="question")
     full, adaptive = tmp_path / "full.jsonl", tmp_path / "adaptive.jsonl"
-    with run_emulator("--seed", "6", "--realism") as url:
+    # seed 7: with max_completion_tokens in the bodies (issue 15) the emulator draws differently, and under
+    # seed 6 nearly every rollout came out right, leaving too few measured steps to compare
+    with run_emulator("--seed", "7", "--realism") as url:
         first = run_script("rollout.py", *rollout_args(url, questions, full))
         second = run_script("rollout.py", *rollout_args(url, questions, adaptive, "--mc-mode", "adaptive"))
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr

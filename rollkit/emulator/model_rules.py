@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from rollkit.emulator.shapes import Choice
 
+# The server's own list, not the client's (rollkit.kinds.reasoning): a client that misreads a model
+# name must meet a refusal here, as it would on the real service.
 _REASONING_FAMILY = re.compile(r"^(o[1-9][0-9]*|gpt-5(\.[0-9]+)?)(-|$)")
 # Parameters a reasoning model takes only at their default value, and that default.
 _DEFAULT_ONLY = {"temperature": 1, "top_p": 1, "presence_penalty": 0, "frequency_penalty": 0}

@@ -12,6 +12,7 @@ say which model it serves).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # o1, o3-mini, o4-mini-2025-04-16, gpt-5, gpt-5-mini, gpt-5.1 ... ; not gpt-5-chat-latest (a chat model)
 _FAMILY = re.compile(r"^(o[1-9][0-9]*|gpt-5(\.[0-9]+)?)(-|$)")
@@ -22,6 +23,7 @@ EFFORTS = ("low", "medium", "high")
 THINKING_ALLOWANCE = {"low": 2048, "medium": 8192, "high": 32768}
 
 
+@lru_cache(maxsize=256)  # asked for every request sent
 def is_reasoning_model(name: str | None) -> bool:
     """Whether a model name (or a deployment named after its model) has the reasoning rules;
     a provider prefix (`openai/o4-mini`) is ignored."""
