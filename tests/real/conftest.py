@@ -115,3 +115,11 @@ def vllm_batch(request, tmp_path_factory) -> PackedBatch | None:
     run = start_run_batch(both, results, folder / "engine", max_model_len=BATCH_CONTEXT)
     yield PackedBatch(folder, results, run)
     run.stop()
+
+
+@pytest.fixture
+def packed_batch(vllm_batch) -> PackedBatch:
+    """The session's batch run, or the tier's skip."""
+    if vllm_batch is None:
+        pytest.skip(skip_reason() or "vllm run-batch was not started")
+    return vllm_batch

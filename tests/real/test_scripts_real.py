@@ -112,23 +112,23 @@ def test_answers_cut_off_at_max_tokens_are_kept(vllm, tmp_path):
     assert [c["finish_reason"] for c in record["candidates"]] == ["length"] * 4
 
 
-def test_pack_for_vllm_then_vllm_run_batch_then_map(vllm_batch):
+def test_pack_for_vllm_then_vllm_run_batch_then_map(packed_batch):
     """pack --max-model-len fits every line to the context; without it a line's reply budget over
     the context is answered 400 by `vllm run-batch`, which still exits 0, and map reports it failed.
     (The packing and the batch run start with the session: see vllm_batch in conftest.py.)"""
-    folder = vllm_batch.folder
+    folder = packed_batch.folder
     lines = read_jsonl(folder / "capped" / "batch_0001.jsonl")
     assert len(lines) == 4 and all(line["body"]["max_completion_tokens"] < BATCH_CONTEXT for line in lines)
     assert json.loads((folder / "capped" / "manifest.json").read_text())["max_model_len"] == BATCH_CONTEXT
     assert {line["body"]["max_completion_tokens"] for line in read_jsonl(folder / "uncapped" / "batch_0001.jsonl")} \
         == {8192}
-    code, log = vllm_batch.run.wait()
+    code, log = packed_batch.run.wait()
     assert code == 0, log  # vLLM exits 0 whatever its lines got
-    status = {r["custom_id"]: r["response"]["status_code"] for r in read_jsonl(vllm_batch.results)}
+    status = {r["custom_id"]: r["response"]["status_code"] for r in read_jsonl(packed_batch.results)}
     assert sorted(status.values()) == [200] * 4 + [400] * 2
     for name in ("capped", "uncapped"):
         check_exit(run_script("merge_and_map_batch.py", "map", "--rollouts", str(folder / f"{name}.jsonl"),
-                              "--results", str(vllm_batch.results), "--output", str(folder / f"{name}.verified.jsonl")))
+                              "--results", str(packed_batch.results), "--output", str(folder / f"{name}.verified.jsonl")))
     verified = read_jsonl(folder / "capped.verified.jsonl")
     # the small judge writes no <conclusion>: each reply is kept and said to have none
     assert all(r["verification_status"] in ("ok", "no_conclusion") and r["verification_response"]
