@@ -9,6 +9,7 @@ Usage: python -m tests.real.build_env [--model-only]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -76,8 +77,6 @@ def build_model() -> None:
 
 
 def offline_env() -> dict[str, str]:
-    import os
-
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 

@@ -136,15 +136,37 @@ def engine_flags(max_model_len: int = MAX_MODEL_LEN) -> list[str]:
             "--enable-prompt-tokens-details"]
 
 
-def run_batch(input_path: Path, output_path: Path, workdir: Path, max_model_len: int = MAX_MODEL_LEN,
-              timeout: float = 300) -> subprocess.CompletedProcess:
+@dataclass
+class BatchRun:
+    """A `vllm run-batch` started in the background: its engine loads while other tests run."""
+
+    process: subprocess.Popen
+    log_path: Path
+    tmpdir: Path
+
+    def wait(self, timeout: float = 300) -> tuple[int, str]:
+        try:
+            code = self.process.wait(timeout=timeout)
+        finally:
+            self.stop()
+        return code, self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def start_run_batch(input_path: Path, output_path: Path, workdir: Path,
+                    max_model_len: int = MAX_MODEL_LEN) -> BatchRun:
     """`vllm run-batch` over a JSONL file with its own engine and the same flags as the server."""
     workdir.mkdir(parents=True, exist_ok=True)
     tmpdir = short_tmpdir()
     cmd = [str(env.vllm_executable()), "run-batch", "-i", str(input_path), "-o", str(output_path),
            "--model", str(env.model_dir()), "--served-model-name", SERVED_NAME, *engine_flags(max_model_len)]
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, env=server_env(tmpdir), cwd=workdir,
-                              timeout=timeout, preexec_fn=_own_session_dying_with_parent)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+    log_path = workdir / "vllm-run-batch.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(tmpdir), cwd=workdir,
+                                   preexec_fn=_own_session_dying_with_parent)
+    return BatchRun(process, log_path, tmpdir)

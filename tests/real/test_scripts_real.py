@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from conftest import read_jsonl, run_script
 
-from tests.real.server import SERVED_NAME, run_batch
+from tests.real.conftest import BATCH_CONTEXT
+from tests.real.server import SERVED_NAME
 
 pytestmark = pytest.mark.timeout(300)
 
 QUESTIONS = [("What is 2 + 3?", "5"), ("What is 10 - 4?", "6"), ("What is 3 times 3?", "9")]
-FIXTURE_ROLLOUTS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vqav2_seed" / "rollouts_gpt-4.1.jsonl"
 
 
 def seed_input(path: Path, questions=QUESTIONS) -> Path:
@@ -112,44 +112,40 @@ def test_answers_cut_off_at_max_tokens_are_kept(vllm, tmp_path):
     assert [c["finish_reason"] for c in record["candidates"]] == ["length"] * 4
 
 
-def text_rollouts(path: Path, rows: list[dict]) -> Path:
-    """Fixture rollouts without their images: the served model reads text only."""
-    drop = ("image", "images", "image_path")
-    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in drop}) + "\n" for r in rows))
-    return path
-
-
-def test_pack_for_vllm_then_vllm_run_batch_then_map(vllm, tmp_path):
+def test_pack_for_vllm_then_vllm_run_batch_then_map(packed_batch):
     """pack --max-model-len fits every line to the context; without it a line's reply budget over
     the context is answered 400 by `vllm run-batch`, which still exits 0, and map reports it failed.
-    The batch engine gets a 1536-token context so that a rambling judge stays quick here."""
-    context = 1536
-    rows = read_jsonl(FIXTURE_ROLLOUTS)
-    capped = text_rollouts(tmp_path / "capped.jsonl", rows[:4])
-    uncapped = text_rollouts(tmp_path / "uncapped.jsonl",
-                             [{**r, "rollout_id": f"uncapped-{i}"} for i, r in enumerate(rows[4:6])])
-    common = ["--model", SERVED_NAME, "--target", "vllm"]
-    check_exit(run_script("merge_and_map_batch.py", "pack", "--rollouts", str(capped), "--out-dir",
-                          str(tmp_path / "capped"), *common, "--max-model-len", str(context)))
-    check_exit(run_script("merge_and_map_batch.py", "pack", "--rollouts", str(uncapped), "--out-dir",
-                          str(tmp_path / "uncapped"), *common))
-    lines = read_jsonl(tmp_path / "capped" / "batch_0001.jsonl")
-    assert len(lines) == 4 and all(line["body"]["max_completion_tokens"] < context for line in lines)
-    assert json.loads((tmp_path / "capped" / "manifest.json").read_text())["max_model_len"] == context
-    both = tmp_path / "both.jsonl"  # one engine start for both folders
-    both.write_bytes((tmp_path / "capped" / "batch_0001.jsonl").read_bytes()
-                     + (tmp_path / "uncapped" / "batch_0001.jsonl").read_bytes())
-    results = tmp_path / "results.jsonl"
-    batch = run_batch(both, results, tmp_path / "engine", max_model_len=context)
-    assert batch.returncode == 0, batch.stderr[-3000:]  # vLLM exits 0 whatever its lines got
-    status = {r["custom_id"]: r["response"]["status_code"] for r in read_jsonl(results)}
+    (The packing and the batch run start with the session: see vllm_batch in conftest.py.)"""
+    folder = packed_batch.folder
+    lines = read_jsonl(folder / "capped" / "batch_0001.jsonl")
+    assert len(lines) == 4 and all(line["body"]["max_completion_tokens"] < BATCH_CONTEXT for line in lines)
+    assert json.loads((folder / "capped" / "manifest.json").read_text())["max_model_len"] == BATCH_CONTEXT
+    assert {line["body"]["max_completion_tokens"] for line in read_jsonl(folder / "uncapped" / "batch_0001.jsonl")} \
+        == {8192}
+    code, log = packed_batch.run.wait()
+    assert code == 0, log  # vLLM exits 0 whatever its lines got
+    status = {r["custom_id"]: r["response"]["status_code"] for r in read_jsonl(packed_batch.results)}
     assert sorted(status.values()) == [200] * 4 + [400] * 2
-    for name, rollouts in (("capped", capped), ("uncapped", uncapped)):
-        check_exit(run_script("merge_and_map_batch.py", "map", "--rollouts", str(rollouts), "--results",
-                              str(results), "--output", str(tmp_path / f"{name}.verified.jsonl")))
-    verified = read_jsonl(tmp_path / "capped.verified.jsonl")
+    for name in ("capped", "uncapped"):
+        check_exit(run_script("merge_and_map_batch.py", "map", "--rollouts", str(folder / f"{name}.jsonl"),
+                              "--results", str(packed_batch.results), "--output", str(folder / f"{name}.verified.jsonl")))
+    verified = read_jsonl(folder / "capped.verified.jsonl")
     # the small judge writes no <conclusion>: each reply is kept and said to have none
     assert all(r["verification_status"] in ("ok", "no_conclusion") and r["verification_response"]
                for r in verified)
-    refused = read_jsonl(tmp_path / "uncapped.verified.jsonl")
+    refused = read_jsonl(folder / "uncapped.verified.jsonl")
     assert [r["verification_status"] for r in refused] == ["failed", "failed"]
+
+
+def test_a_prompt_over_the_context_fails_its_own_record_only(vllm, tmp_path):
+    long_question = "word " * 5000 + "How many words?"
+    questions = seed_input(tmp_path / "input.json", [*QUESTIONS[:2], (long_question, "5000")])
+    output = tmp_path / "sampled.jsonl"
+    run = run_script("sampling.py", "--input_file", str(questions), "--output_file", str(output),
+                     "--model_name", SERVED_NAME, "--port", str(vllm.port), "--concurrent_requests", "1",
+                     "--answers_per_question", "1", "--max-tokens", "48", timeout=120)
+    check_exit(run)  # a permanent error of one record is a result of the run
+    summary = json.loads(Path(f"{output}.summary.json").read_text())
+    assert summary["records"]["seen"] == 3  # the run went on past the refused record
+    refused = [e for e in read_jsonl(f"{output}.errors.jsonl") if "maximum context length" in json.dumps(e)]
+    assert len(refused) == 1 and "400" in json.dumps(refused[0])
