@@ -91,8 +91,10 @@ def child(args: argparse.Namespace) -> None:
             settings = replace(settings, policy=Policy("mc-hard"), visualprm=visualprm_settings(args.child))
         counts = Exporter(settings).run()
         rows = counts.records
-    print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds beside wall seconds: on a machine shared with other work, CPU time moves less
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                      "rows": rows, "rss_mb": usage.ru_maxrss / 1024}))
 
 
 def visualprm_settings(mode: str):
@@ -141,14 +143,14 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def report(base: dict, runs: dict[str, dict]) -> float:
-    base_rate = base["rows"] / base["seconds"]
-    print(f"baseline (json.loads + json.dumps per line): {base_rate:,.0f} rows/s, peak RSS {base['rss_mb']:.0f} MB")
+def report(base: dict, runs: dict[str, dict]) -> None:
+    base_rate, base_cpu = base["rows"] / base["seconds"], base["rows"] / base["cpu_seconds"]
+    print(f"baseline (json.loads + json.dumps per line): {base_rate:,.0f} rows/s, {base_cpu:,.0f} rows per CPU "
+          f"second, peak RSS {base['rss_mb']:.0f} MB")
     for name, run in runs.items():
-        rate = run["rows"] / run["seconds"]
+        rate, cpu = run["rows"] / run["seconds"], run["rows"] / run["cpu_seconds"]
         print(f"export {name:15s} {run['rows']:>9,} rollouts: {rate:,.0f} rows/s ({rate / base_rate:.2f}x the "
-              f"baseline), peak RSS {run['rss_mb']:.0f} MB")
-    return base_rate
+              f"baseline), {cpu:,.0f} rows per CPU second ({cpu / base_cpu:.2f}x), peak RSS {run['rss_mb']:.0f} MB")
 
 
 def inputs(folder: Path, count: int) -> tuple[Path, Path]:
@@ -160,15 +162,21 @@ def inputs(folder: Path, count: int) -> tuple[Path, Path]:
     return full, small
 
 
-def prm_and_pairs(folder: Path, count: int) -> None:
+def measure(folder: Path, count: int, plan: list[tuple[str, str, bool, str]]) -> dict[str, dict]:
+    """Each (name, child mode, on the N/4 input?, output file) of `plan` in a fresh subprocess, after
+    the baseline on the same N rollouts."""
+    folder.mkdir(parents=True, exist_ok=True)
     full, small = inputs(folder, count)
     base = run_child("baseline", full, folder / "baseline.jsonl")
-    runs = {"jsonl N/4": run_child("export", small, folder / "q.jsonl"),
-            "jsonl N": run_child("export", full, folder / "n.jsonl"),
-            "parquet N": run_child("export", full, folder / "n.parquet"),
-            "pairs N/4": run_child("pairs", small, folder / "pq.jsonl"),
-            "pairs N": run_child("pairs", full, folder / "pn.jsonl")}
+    runs = {name: run_child(mode, small if quarter else full, folder / output) for name, mode, quarter, output in plan}
     report(base, runs)
+    return runs
+
+
+def prm_and_pairs(folder: Path, count: int) -> None:
+    runs = measure(folder, count, [("jsonl N/4", "export", True, "q.jsonl"), ("jsonl N", "export", False, "n.jsonl"),
+                                   ("parquet N", "export", False, "n.parquet"),
+                                   ("pairs N/4", "pairs", True, "pq.jsonl"), ("pairs N", "pairs", False, "pn.jsonl")])
     ratio = runs["jsonl N"]["rss_mb"] / runs["jsonl N/4"]["rss_mb"]
     print(f"peak RSS N / N/4: {ratio:.2f} (flat memory: near 1; the duplicate table holds 16 bytes a row)")
     ratio = runs["pairs N"]["rss_mb"] / runs["pairs N/4"]["rss_mb"]
@@ -176,16 +184,12 @@ def prm_and_pairs(folder: Path, count: int) -> None:
 
 
 def visualprm(folder: Path, count: int) -> None:
-    folder = folder / "visualprm"
-    full, small = inputs(folder, count)
-    base = run_child("baseline", full, folder / "baseline.jsonl")
-    runs = {"visualprm V/4": run_child("visualprm", small, folder / "q.jsonl"),
-            "visualprm V": run_child("visualprm", full, folder / "n.jsonl"),
-            "vprm msgs pq V": run_child("visualprm-messages", full, folder / "n.parquet"),
-            "vprm balance V": run_child("visualprm-balance", full, folder / "b.jsonl")}
-    report(base, runs)
+    runs = measure(folder / "visualprm", count, [
+        ("visualprm V/4", "visualprm", True, "q.jsonl"), ("visualprm V", "visualprm", False, "n.jsonl"),
+        ("vprm msgs pq V", "visualprm-messages", False, "n.parquet"),
+        ("vprm balance V", "visualprm-balance", False, "b.jsonl")])
     ratio = runs["visualprm V"]["rss_mb"] / runs["visualprm V/4"]["rss_mb"]
-    print(f"visualprm, peak RSS V / V/4: {ratio:.2f} (flat memory: near 1)")
+    print(f"visualprm, peak RSS V / V/4: {ratio:.2f} (flat memory: near 1; --balance keeps 8 bytes a row)")
 
 
 if __name__ == "__main__":

@@ -178,7 +178,7 @@ def test_prompt_file_replaces_the_system_prompt(tmp_path):
     (tmp_path / "bad.txt").write_text("Grade {{question}}\n")
     for args in (["--format", "visualprm", "--prompt-file", str(tmp_path / "bad.txt")],
                  ["--format", "visualprm", "--prompt-file", str(tmp_path / "none.txt")],
-                 ["--format", "trl-prm", "--balance"]):
+                 ["--format", "trl-prm", "--balance"], ["--format", "sft", "--chat-schema", "messages"]):
         code, _, stderr = export("--rollouts", str(ROLLOUTS), "--output", str(tmp_path / "x.jsonl"), *args)
         assert code == 2 and ("--prompt-file" in stderr or "only for --format visualprm" in stderr)
 
