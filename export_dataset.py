@@ -114,7 +114,9 @@ def settings_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 def visualprm_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> VisualPRMSettings:
     if args.fmt != "visualprm":
         given = [flag for flag, value in (("--balance", args.balance), ("--prompt-file", args.prompt_file),
-                                          ("--error-sections", args.error_sections != "all")) if value]
+                                          ("--error-sections", args.error_sections != "all"),
+                                          ("--chat-schema", args.chat_schema != "conversations"),
+                                          ("--step-tokens", args.step_tokens != "+,-")) if value]
         if given:
             parser.error(f"{', '.join(given)}: only for --format visualprm")
         return VisualPRMSettings()

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_export.py                      # 1M rollouts (and 250k for the memory ratio)
     .venv/bin/python bench/bench_export.py --rollouts 100000    # smaller, if the full run is too slow
+    .venv/bin/python bench/bench_export.py --only visualprm     # visualprm rows on 200k rollouts (and 50k)
 
 1. Writes N synthetic verified rollouts in map's shape (schema 2: 6 scored steps, a verdict, the
    judge's first incorrect step), 4 per question, with images from a small pool of real PNG files.
@@ -10,6 +11,9 @@
 3. Exports N/4 and N rollouts (trl-prm, consensus labels, --split val=0.05, JSONL), N as
    Parquet, and N/4 and N as preference pairs, each in a fresh subprocess; prints rows/s, the ratio to the baseline, and peak RSS of
    each run with the ratio between the two sizes (flat memory: near 1).
+4. visualprm on V rollouts (--visualprm-rollouts, default 200k) and V/4: conversations as JSONL
+   (mc-hard labels), messages as Parquet, and --balance (which reads the input twice), with the
+   baseline measured on the same V rollouts.
 
 Everything is written under a temporary folder, removed at the end.
 """
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,13 +84,26 @@ def child(args: argparse.Namespace) -> None:
         from rollkit.export.labels import Policy
         from rollkit.export.run import Exporter, ExportSettings
 
-        fmt = "pairs" if args.child == "pairs" else "trl-prm"
+        fmt = {"pairs": "pairs", "export": "trl-prm"}.get(args.child, "visualprm")
         settings = ExportSettings(inputs=[args.input], fmt=fmt, policy=Policy("consensus"),
                                   output=Path(args.output), splits=[("val", 0.05)])
+        if fmt == "visualprm":
+            settings = replace(settings, policy=Policy("mc-hard"), visualprm=visualprm_settings(args.child))
         counts = Exporter(settings).run()
         rows = counts.records
-    print(json.dumps({"seconds": time.perf_counter() - start, "rows": rows,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds beside wall seconds: on a machine shared with other work, CPU time moves less
+    print(json.dumps({"seconds": time.perf_counter() - start, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                      "rows": rows, "rss_mb": usage.ru_maxrss / 1024}))
+
+
+def visualprm_settings(mode: str):
+    from rollkit.export.run import VisualPRMSettings
+    from rollkit.export.visualprm import StepTokens, system_prompt
+
+    tokens = StepTokens()
+    return VisualPRMSettings(chat_schema="messages" if mode == "visualprm-messages" else "conversations",
+                             tokens=tokens, system=system_prompt(None, tokens), balance=mode == "visualprm-balance")
 
 
 def run_child(mode: str, source: Path, output: Path) -> dict:
@@ -106,6 +124,8 @@ def head(source: Path, target: Path, lines: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rollouts", type=int, default=1_000_000)
+    parser.add_argument("--visualprm-rollouts", type=int, default=200_000)
+    parser.add_argument("--only", choices=("prm", "visualprm"), help="run one part")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -115,29 +135,61 @@ def main() -> None:
         return
     folder = Path(tempfile.mkdtemp(prefix="bench_export_"))
     try:
-        started = time.perf_counter()
-        full = make_input(folder, args.rollouts)
-        small = head(full, folder / "quarter.jsonl", args.rollouts // 4)
-        print(f"input: {args.rollouts:,} rollouts, {full.stat().st_size / 1e6:,.0f} MB "
-              f"(written in {time.perf_counter() - started:.0f} s)")
-        base = run_child("baseline", full, folder / "baseline.jsonl")
-        runs = {"jsonl N/4": run_child("export", small, folder / "q.jsonl"),
-                "jsonl N": run_child("export", full, folder / "n.jsonl"),
-                "parquet N": run_child("export", full, folder / "n.parquet"),
-                "pairs N/4": run_child("pairs", small, folder / "pq.jsonl"),
-                "pairs N": run_child("pairs", full, folder / "pn.jsonl")}
-        base_rate = base["rows"] / base["seconds"]
-        print(f"baseline (json.loads + json.dumps per line): {base_rate:,.0f} rows/s, peak RSS {base['rss_mb']:.0f} MB")
-        for name, run in runs.items():
-            rate = run["rows"] / run["seconds"]
-            print(f"export {name:11s} {run['rows']:>9,} rollouts: {rate:,.0f} rows/s ({rate / base_rate:.2f}x the "
-                  f"baseline), peak RSS {run['rss_mb']:.0f} MB")
-        ratio = runs["jsonl N"]["rss_mb"] / runs["jsonl N/4"]["rss_mb"]
-        print(f"peak RSS N / N/4: {ratio:.2f} (flat memory: near 1; the duplicate table holds 16 bytes a row)")
-        ratio = runs["pairs N"]["rss_mb"] / runs["pairs N/4"]["rss_mb"]
-        print(f"pairs, peak RSS N / N/4: {ratio:.2f} (rollouts without a partner wait on disk)")
+        if args.only != "visualprm":
+            prm_and_pairs(folder, args.rollouts)
+        if args.only != "prm":
+            visualprm(folder, args.visualprm_rollouts)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def report(base: dict, runs: dict[str, dict]) -> None:
+    base_rate, base_cpu = base["rows"] / base["seconds"], base["rows"] / base["cpu_seconds"]
+    print(f"baseline (json.loads + json.dumps per line): {base_rate:,.0f} rows/s, {base_cpu:,.0f} rows per CPU "
+          f"second, peak RSS {base['rss_mb']:.0f} MB")
+    for name, run in runs.items():
+        rate, cpu = run["rows"] / run["seconds"], run["rows"] / run["cpu_seconds"]
+        print(f"export {name:15s} {run['rows']:>9,} rollouts: {rate:,.0f} rows/s ({rate / base_rate:.2f}x the "
+              f"baseline), {cpu:,.0f} rows per CPU second ({cpu / base_cpu:.2f}x), peak RSS {run['rss_mb']:.0f} MB")
+
+
+def inputs(folder: Path, count: int) -> tuple[Path, Path]:
+    started = time.perf_counter()
+    full = make_input(folder, count)
+    small = head(full, folder / "quarter.jsonl", count // 4)
+    print(f"input: {count:,} rollouts, {full.stat().st_size / 1e6:,.0f} MB "
+          f"(written in {time.perf_counter() - started:.0f} s)")
+    return full, small
+
+
+def measure(folder: Path, count: int, plan: list[tuple[str, str, bool, str]]) -> dict[str, dict]:
+    """Each (name, child mode, on the N/4 input?, output file) of `plan` in a fresh subprocess, after
+    the baseline on the same N rollouts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    full, small = inputs(folder, count)
+    base = run_child("baseline", full, folder / "baseline.jsonl")
+    runs = {name: run_child(mode, small if quarter else full, folder / output) for name, mode, quarter, output in plan}
+    report(base, runs)
+    return runs
+
+
+def prm_and_pairs(folder: Path, count: int) -> None:
+    runs = measure(folder, count, [("jsonl N/4", "export", True, "q.jsonl"), ("jsonl N", "export", False, "n.jsonl"),
+                                   ("parquet N", "export", False, "n.parquet"),
+                                   ("pairs N/4", "pairs", True, "pq.jsonl"), ("pairs N", "pairs", False, "pn.jsonl")])
+    ratio = runs["jsonl N"]["rss_mb"] / runs["jsonl N/4"]["rss_mb"]
+    print(f"peak RSS N / N/4: {ratio:.2f} (flat memory: near 1; the duplicate table holds 16 bytes a row)")
+    ratio = runs["pairs N"]["rss_mb"] / runs["pairs N/4"]["rss_mb"]
+    print(f"pairs, peak RSS N / N/4: {ratio:.2f} (rollouts without a partner wait on disk)")
+
+
+def visualprm(folder: Path, count: int) -> None:
+    runs = measure(folder / "visualprm", count, [
+        ("visualprm V/4", "visualprm", True, "q.jsonl"), ("visualprm V", "visualprm", False, "n.jsonl"),
+        ("vprm msgs pq V", "visualprm-messages", False, "n.parquet"),
+        ("vprm balance V", "visualprm-balance", False, "b.jsonl")])
+    ratio = runs["visualprm V"]["rss_mb"] / runs["visualprm V/4"]["rss_mb"]
+    print(f"visualprm, peak RSS V / V/4: {ratio:.2f} (flat memory: near 1; --balance keeps 8 bytes a row)")
 
 
 if __name__ == "__main__":

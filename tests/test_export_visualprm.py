@@ -178,7 +178,7 @@ def test_prompt_file_replaces_the_system_prompt(tmp_path):
     (tmp_path / "bad.txt").write_text("Grade {{question}}\n")
     for args in (["--format", "visualprm", "--prompt-file", str(tmp_path / "bad.txt")],
                  ["--format", "visualprm", "--prompt-file", str(tmp_path / "none.txt")],
-                 ["--format", "trl-prm", "--balance"]):
+                 ["--format", "trl-prm", "--balance"], ["--format", "sft", "--chat-schema", "messages"]):
         code, _, stderr = export("--rollouts", str(ROLLOUTS), "--output", str(tmp_path / "x.jsonl"), *args)
         assert code == 2 and ("--prompt-file" in stderr or "only for --format visualprm" in stderr)
 
@@ -198,6 +198,12 @@ def test_verified_in_another_folder_keeps_its_images(tmp_path):
         # o4-mini's verdicts cover 4 of the 12; Monte-Carlo agrees on 63f5366b and 1c280e40
         assert sorted(r["rollout_id"][:8] for r in read_jsonl(out)) == ["1c280e40", "63f5366b"]
         assert summary(out)["dropped"] == {"disagree_mc_error_judge_correct": 2, "no_verdict": 8}
+    for fmt in ("trl-prm", "openrlhf-prm", "sft", "pairs", "visualprm"):
+        out = tmp_path / f"mc-{fmt}.jsonl"
+        code, stdout, stderr = export("--rollouts", str(verified), "--format", fmt, "--output", str(out),
+                                      "--dataset-name", "vqav2")
+        # pairs: no seed question has both a right and a wrong rollout
+        assert code == 0 and "image_missing" not in stdout and (read_jsonl(out) or fmt == "pairs"), stdout
     # a verified file written before map recorded image_root: dropped by name, found with --image-root
     old = tmp_path / "old" / "verified.jsonl"
     old.parent.mkdir()

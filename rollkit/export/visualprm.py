@@ -54,7 +54,7 @@ class StepTokens:
         """A step holds a step token as a word of its own (`4 + 9`): a collator that unmasks every
         such token would train on it too."""
         words = {self.good, self.bad}
-        return any(not words.isdisjoint(step.split()) for step in steps)
+        return any((self.good in step or self.bad in step) and not words.isdisjoint(step.split()) for step in steps)
 
 
 def system_prompt(path: str | Path | None, tokens: StepTokens) -> str:

@@ -25,6 +25,8 @@ from rollkit.export.view import AnswerCheck, RolloutView, read_rollout
 from rollkit.inputs import SIDE_FILE_SUFFIXES, iter_inputs
 from rollkit.stage import record_id
 
+from .examples import ExamplePicker
+
 log = logging.getLogger("rollkit")
 
 MAX_POSITION = 20  # step positions past this are pooled into the last one
@@ -121,9 +123,11 @@ def _not_records(path: Path, top: Path) -> bool:
 
 
 class Collector:
-    def __init__(self, answers: AnswerCheck | None = None) -> None:
+    def __init__(self, answers: AnswerCheck | None = None, image_root: str | Path | None = None) -> None:
         self.t = Tallies()
         self.answers = answers or AnswerCheck()
+        self.image_root = image_root  # --image-root: where relative image paths start
+        self.examples = ExamplePicker()
         self.policies = [Policy(name, fill_unmeasured=fill) for name in POLICIES for fill in (False, True)]
         self._seen = DigestTable()
 
@@ -164,7 +168,7 @@ class Collector:
 
     def _read_records(self, path: Path) -> None:
         other = 0
-        for item, rollout_id in rollout_items(path):
+        for item, rollout_id in rollout_items(path, self.image_root):
             if item.record is None:
                 self.t.bad_lines += 1
                 if self.t.bad_lines <= 20:
@@ -177,7 +181,7 @@ class Collector:
                     self.t.repeats += 1
                     continue
                 self._seen.add(digest)
-                self._rollout(record, str(path))
+                self._rollout(record, str(path), rollout_id or record_id(record))
             elif "generated_scores" in record or "best_answer" in record:
                 self.t.records["final results"] += 1
                 self.t.final_selected += bool(record.get("selected"))
@@ -188,8 +192,9 @@ class Collector:
         if other:
             self.t.unusable.append(f"{path}: {other} records are neither rollouts nor final results")
 
-    def _rollout(self, record: dict, source: str) -> None:
+    def _rollout(self, record: dict, source: str, rollout_id: str) -> None:
         view = read_rollout(record)
+        self.examples.offer(record, view, source, rollout_id)
         verified = view.verification != "unverified"
         self.t.records["verified rollouts" if verified else "rollouts"] += 1
         dataset = dataset_label(record, source)

@@ -45,7 +45,7 @@ def _costs(t: Tallies) -> str:
                    "completion tokens", "estimated cost"], rows) if rows else "<p>No stage summary was given.</p>"
 
 
-def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str]) -> Path:
+def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str], examples: str) -> Path:
     read = [[kind, n] for kind, n in sorted(t.records.items())]
     read += [["unreadable lines", t.bad_lines], ["rollouts seen twice (counted once)", t.repeats]]
     files = [[kind, n] for kind, n in sorted(t.files.items())]
@@ -55,6 +55,8 @@ def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str]
     sections = [
         "<h1>rollkit run report</h1>",
         f"<p>Inputs: {html.escape(', '.join(inputs))}</p>",
+        f"<p><a href='{html.escape(examples)}'>Examples</a>: rollouts where Monte-Carlo and the judge disagree, "
+        "then a sample of the others, with their images and scored steps.</p>",
         "<h2>What was read</h2>", _table(["records", "count"], read), _table(["files", "count"], files),
         f"<h2>What could not be used</h2><ul class='warn'>{unusable}</ul>",
         "<h2>Step scores by position</h2>", f"<img src='{figures['step_scores']}' alt='step scores'>",
