@@ -63,6 +63,10 @@ def train(python: Path, script: str, rows: Path, tmp_path: Path, *extra: str) ->
     return result
 
 
+def system_text(row: dict) -> str:
+    return "".join(part.get("text", "") for m in row["messages"] if m["role"] == "system" for part in m["content"])
+
+
 def assert_trained(result: dict) -> None:
     assert result["optimizer_steps"] == 2
     assert len(result["losses"]) == 2 and all(math.isfinite(loss) for loss in result["losses"])
@@ -81,17 +85,26 @@ def test_trl_prm_rows_train_with_trl_1_13_prm_trainer_one_labelled_token_per_ste
     assert_trained(result)
 
 
-def test_visualprm_rows_train_with_the_current_trl_sft_trainer_loss_on_one_step_token_per_step(tmp_path):
+@pytest.mark.parametrize("step_tokens", ["+,-", "<+>,<->"])
+def test_visualprm_rows_train_with_the_current_trl_sft_trainer_loss_on_one_step_token_per_step(tmp_path, step_tokens):
     python = need(CURRENT_ENV)
-    rows = export(tmp_path / "vp.jsonl", "--format", "visualprm", "--chat-schema", "messages", "--labels", "mc-hard")
-    result = train(python, "train_visualprm.py", rows, tmp_path, "+,-")
-    exported = read_jsonl(rows)
-    assert [row["steps"] for row in result["rows"]] == [
-        sum(m["role"] == "assistant" for m in row["messages"]) for row in exported]
+    rows = export(tmp_path / "vp.jsonl", "--format", "visualprm", "--chat-schema", "messages", "--labels", "mc-hard",
+                  "--step-tokens", step_tokens)
+    result = train(python, "train_visualprm.py", rows, tmp_path, step_tokens)
+    exported, trained = read_jsonl(rows), result["rows"]
+    steps = [row["steps"] for row in trained]
+    assert steps == [sum(m["role"] == "assistant" for m in row["messages"]) for row in exported]
     # only the step tokens carry loss, one per step, and they are the row's own good/bad tokens in order
-    assert [row["labelled_tokens"] for row in result["rows"]] == [row["steps"] for row in result["rows"]]
-    assert all(row["labels_match"] for row in result["rows"])
+    assert [row["labelled_tokens"] for row in trained] == steps
+    assert all(row["labels_match"] for row in trained)
+    anywhere = [row["step_token_ids_anywhere"] for row in trained]
+    if step_tokens == "+,-":  # hyphens and the system prompt hold them too: unmasking every id is wrong
+        assert any(count > step for count, step in zip(anywhere, steps, strict=True))
+    else:  # added tokens occur in the step turns and where the system prompt names them, nowhere else
+        named = [sum(system_text(row).count(token) for token in step_tokens.split(",")) for row in exported]
+        assert anywhere == [step + count for step, count in zip(steps, named, strict=True)]
     assert_trained(result)
+
 
 def test_sft_rows_train_with_the_current_trl_sft_trainer(tmp_path):
     python = need(CURRENT_ENV)
