@@ -2,7 +2,8 @@
 
 A 135M model answers loosely: it rarely follows a step format and its judge replies hold no score.
 What is checked is that rollkit records all of that cleanly and exits as the project's rules say.
-Tests of behaviour other branches are fixing now are marked xfail(strict=False) with what they need.
+The tier also pins what rollkit does about what real servers do: a typo that refuses every request stops
+the run, and answers cut off at the token budget are kept.
 """
 
 from __future__ import annotations
@@ -83,7 +84,6 @@ def test_rollouts_the_model_cannot_format_are_recorded_as_parse_failures(vllm, t
             assert rollout["is_correct"] is False
 
 
-@pytest.mark.xfail(strict=False, reason="needs the stop on a refusal that refuses everything (issue 15 item 4)")
 def test_a_model_name_typo_stops_quickly_and_writes_nothing_off(vllm, tmp_path):
     questions = seed_input(tmp_path / "input.json", QUESTIONS * 8)  # 24 records
     output = tmp_path / "sampled.jsonl"
@@ -100,7 +100,6 @@ def test_a_model_name_typo_stops_quickly_and_writes_nothing_off(vllm, tmp_path):
     assert len(read_jsonl(output)) == len(QUESTIONS) * 8
 
 
-@pytest.mark.xfail(strict=False, reason="needs answers cut off at the budget kept with their siblings (item 7)")
 def test_answers_cut_off_at_max_tokens_are_kept(vllm, tmp_path):
     questions = seed_input(tmp_path / "input.json", [("Write a long story about a dragon and a knight.", "-")])
     output = tmp_path / "sampled.jsonl"
