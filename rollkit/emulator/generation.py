@@ -48,11 +48,11 @@ class Generation:
         self._changed = asyncio.Event()
         self._stepper: asyncio.Task | None = None
         self._stamp = time.monotonic()
+        self.waiting = 0  # a gauge, like generating: not zeroed by a reset of the counters
         self.reset()
 
     def reset(self) -> None:
-        self.waiting = 0
-        self.peak_generating = 0
+        self.peak_generating = len(self._running)
         self.tokens = 0
         self.sequences = 0
 
