@@ -85,7 +85,8 @@ def test_rollouts_the_model_cannot_format_are_recorded_as_parse_failures(vllm, t
 
 
 def test_a_model_name_typo_stops_quickly_and_writes_nothing_off(vllm, tmp_path):
-    questions = seed_input(tmp_path / "input.json", QUESTIONS * 8)  # 24 records
+    many = [(f"What is {i} + {i + 1}?", str(2 * i + 1)) for i in range(24)]  # 24 records, each its own entry
+    questions = seed_input(tmp_path / "input.json", many)
     output = tmp_path / "sampled.jsonl"
     args = ["--input_file", str(questions), "--output_file", str(output), "--port", str(vllm.port),
             "--concurrent_requests", "4", "--answers_per_question", "1", "--max-tokens", "16"]
@@ -97,7 +98,7 @@ def test_a_model_name_typo_stops_quickly_and_writes_nothing_off(vllm, tmp_path):
     assert read_jsonl(output) == []
     fixed = run_script("sampling.py", *args, "--model_name", SERVED_NAME, timeout=180)
     check_exit(fixed)
-    assert len(read_jsonl(output)) == len(QUESTIONS) * 8
+    assert len(read_jsonl(output)) == len(many)
 
 
 def test_answers_cut_off_at_max_tokens_are_kept(vllm, tmp_path):
