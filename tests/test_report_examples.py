@@ -95,11 +95,13 @@ def test_the_examples_render_in_a_headless_browser(tmp_path, verified):
     # after the page loaded, every thumbnail decoded to a real width
     probe = out / "probe.html"
     probe.write_text(page.replace("</body>", "<script>addEventListener('load', () => document.body.setAttribute("
-                                  "'data-widths', [...document.images].map(i => i.naturalWidth).join(',')))"
-                                  "</script></body>"))
+                                  "'data-sizes', [...document.images].map(i => [i.naturalWidth, i.naturalHeight, "
+                                  "i.width, i.height].join(' ')).join(',')))</script></body>"))
     dom = chromium.dump_dom(probe, tmp_path / "profile")
-    widths = [int(w) for w in re.search(r'data-widths="([\d,]+)"', dom).group(1).split(",")]
-    assert len(widths) == len(shown(page)) and all(w > 0 for w in widths)
+    sizes = [[int(n) for n in size.split()] for size in re.search(r'data-sizes="([\d ,]+)"', dom).group(1).split(",")]
+    assert len(sizes) == len(shown(page))
+    for natural_w, natural_h, w, h in sizes:  # decoded, and drawn 240 px wide without stretching
+        assert natural_w > 0 and w == 240 and abs(h / w - natural_h / natural_w) < 0.02
     assert dom.count("<li class=\"step") == page.count("<li class='step")
     shot = chromium.screenshot(out / "examples.html", tmp_path / "shot.png", tmp_path / "profile2", "1000,3000")
     with Image.open(shot) as image:

@@ -31,7 +31,8 @@ MAX_DISAGREE = 12
 MAX_OTHERS = 8
 
 _STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
-.example{display:flex;gap:1em;border-top:1px solid #ccc;padding:1em 0}.example img{width:240px;flex:none}
+.example{display:flex;align-items:flex-start;gap:1em;border-top:1px solid #ccc;padding:1em 0}
+.example img{width:240px;height:auto;flex:none}
 .missing{width:240px;flex:none;color:#a40}ol{margin:.3em 0;padding-left:1.5em}
 .step{padding:2px 6px;margin:2px 0}.score{font-family:monospace;margin-right:.5em}
 .judge-wrong{outline:3px solid #c00}.badge{color:#fff;background:#c00;padding:0 4px;margin-left:.5em}
