@@ -95,33 +95,41 @@ def test_the_endpoint_kind_names_the_meter_headers():
     assert pacer.describe()["tokens"]["source"] == "headers"
 
 
-async def seconds_to_full(url: str, kind: str, concurrency: int, requests: int) -> tuple[float | None, list]:
+async def seconds_to_full(url: str, kind: str, concurrency: int,
+                          requests: int) -> tuple[float | None, int | None, list]:
     """Send `requests` through the real client; sample the server's own count of sequences
-    generating (as one reads vLLM's metrics) until `concurrency` of them run at once."""
+    generating (as one reads vLLM's metrics) until `concurrency` of them run at once. Returns when
+    that was, how many answers the server had sent by then, and the results."""
     pool = EndpointPool([Endpoint("e", kind, f"{url}/v1", "m", api_key="k")])
-    start, full_at = time.monotonic(), None
+    start, full_at, answered = time.monotonic(), None, None
     async with ChatClient(pool, None, concurrency=concurrency) as client:
         sending = asyncio.gather(*(client.complete(body(i)) for i in range(requests)))
         while full_at is None and not sending.done():
-            generating = (await asyncio.to_thread(get_stats, url, False))["generation"]["generating"]
-            if generating >= concurrency:
-                full_at = time.monotonic() - start
+            stats = await asyncio.to_thread(get_stats, url, False)
+            if stats["generation"]["generating"] >= concurrency:
+                full_at, answered = time.monotonic() - start, sum(stats["by_status"].values())
             await asyncio.sleep(0.05)
         results = await sending
-    return full_at, results
+    return full_at, answered, results
 
 
-@pytest.mark.parametrize("kind, within", [("local", 1.0), ("openai", 4.0)])
-def test_a_server_that_queues_gets_the_whole_concurrency_within_seconds(kind, within):
+@pytest.mark.parametrize("kind", ["local", "openai"])
+def test_a_server_that_queues_gets_the_whole_concurrency_within_seconds(kind):
+    # A local endpoint is judged by order, which no load on this machine changes: every slot was
+    # generating before the server had sent a single answer (an idle machine shows it within 0.3 s).
     # vLLM's shape: no rate headers, never a 429, at most --max-num-seqs generating and the rest
     # queued. Answers take 2-4 s; the client used to ramp from 1 request by slow start. A local
     # endpoint meters nothing, so all go at once; any other kind sends one first, to read what its
     # server meters, for at most 2 s, then doubles the requests in flight every 0.25 s.
     with run_emulator("--max-num-seqs", "64", "--tokens-per-second", "80") as url:
-        full_at, results = asyncio.run(seconds_to_full(url, kind, concurrency=32, requests=64))
+        full_at, answered, results = asyncio.run(seconds_to_full(url, kind, concurrency=32, requests=64))
         served = get_stats(url, with_keys=False)
     assert all(r.ok for r in results)
-    assert full_at is not None and full_at <= within
+    assert full_at is not None
+    if kind == "local":
+        assert answered == 0
+    else:
+        assert full_at <= 5.0  # 2 s at most for the first reply, then 1.25 s of doubling to 32
     assert served["by_status"] == {"200": 64} and served["generation"]["peak_generating"] == 32
 
 

