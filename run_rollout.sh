@@ -105,7 +105,10 @@ echo \$child >$(printf %q "$pid_file")"
   [ "$method" = nohup ] || inner+=$'\n'"tail -n +1 -f --pid=\$child $(printf %q "$log") &"
   inner+=$'\n'"wait \$child; echo \"rollout.py exited with status \$? at \$(date '+%F %T')\" >>$(printf %q "$log")"
   launch_detached "$method" "$name" "$inner" || die "ROLLOUT_DETACH must be screen, tmux or nohup"
-  for _ in $(seq 30); do  # a bad flag or key shows up in the first seconds: report it here
+  # A bad flag or key is the first thing rollout.py prints: wait for its first output (imports take
+  # seconds, many on a loaded machine), then a second more for an exit, and report a failure here.
+  local tick first=
+  for tick in $(seq 600); do
     sleep 0.1
     [ -s "$pid_file" ] || continue
     if grep -q "^rollout.py exited with status [1-9]" "$log"; then
@@ -113,6 +116,8 @@ echo \$child >$(printf %q "$pid_file")"
       die "rollout.py failed at start; log: $log"
     fi
     grep -q "^rollout.py exited with status 0" "$log" && break
+    [ -z "$first" ] && [ "$(wc -l <"$log")" -gt 1 ] && first=$tick
+    [ -n "$first" ] && [ $((tick - first)) -ge 10 ] && break
   done
   echo "started with $method (pid $(cat "$pid_file" 2>/dev/null || echo '?')); log: $log"
   echo "follow it with ./run_rollout.sh logs; stop it with ./run_rollout.sh stop"
