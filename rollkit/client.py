@@ -206,7 +206,8 @@ class ChatClient:
     def __init__(self, pool: EndpointPool, journal: RequestJournal | None, *, concurrency: int = 16,
                  timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS, max_attempts: int = 5, backoff: float = 1.0,
                  max_outage: float = DEFAULT_MAX_OUTAGE_SECONDS, slots: asyncio.Semaphore | None = None,
-                 redo_unusable: bool = False, cut_off_resends: int = DEFAULT_CUT_OFF_RESENDS) -> None:
+                 redo_unusable: bool = False, cut_off_resends: int = DEFAULT_CUT_OFF_RESENDS,
+                 reasoning_effort: str | None = None) -> None:
         self.pool = pool
         self.journal = journal
         self.stats = RequestStats()
@@ -216,6 +217,7 @@ class ChatClient:
         self.redo_unusable = redo_unusable
         self.timeout = timeout
         self.cut_off_resends = cut_off_resends
+        self.reasoning_effort = reasoning_effort  # --reasoning-effort: in every body, so in its journal key
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT_SECONDS))
         self._probes: dict[str, tuple[float, asyncio.Task]] = {}  # endpoint name: (started, probe)
         self._slots = slots or asyncio.Semaphore(concurrency)
@@ -237,8 +239,6 @@ class ChatClient:
     async def __aexit__(self, *exc) -> None:
         if self._session:
             await self._session.close()
-
-    reasoning_effort: str | None = None  # --reasoning-effort: in every body, so in its journal key
 
     async def complete(self, body: dict, sample_index: int = 0, *, per_choice: bool = False) -> ChatResult:
         """One chat completion, replayed from the journal when it was already paid for.
@@ -327,13 +327,10 @@ class ChatClient:
 
     async def _probe_refusal(self, state: EndpointState, body: dict) -> Signature | None:
         """Ask `body`'s request with a one-line prompt; the refusal it gets, or None."""
-        endpoint = state.endpoint
-        payload = json.dumps(endpoint.shape_body(probe_body(body)), ensure_ascii=False).encode("utf-8")
-        proxy, proxy_auth = self._proxies[endpoint.name]
         self.stats.sent += 1
         try:
-            async with self._session.post(endpoint.chat_url(), data=payload, headers=endpoint.headers(),
-                                          proxy=proxy, proxy_auth=proxy_auth) as response:
+            async with self._request(state, "POST", state.endpoint.chat_url(),
+                                     data=self._payload(state, probe_body(body))) as response:
                 raw, status = await response.read(), response.status
         except (TimeoutError, aiohttp.ClientError):
             return None
@@ -420,14 +417,11 @@ class ChatClient:
 
     async def _post(self, state: EndpointState, body: dict, cost: float, marks: tuple,
                     timeout: float) -> dict | None:
-        endpoint = state.endpoint
-        payload = json.dumps(endpoint.shape_body(body), ensure_ascii=False).encode("utf-8")
+        payload = self._payload(state, body)
         self.stats.sent += 1
         try:
-            proxy, proxy_auth = self._proxies[endpoint.name]
-            async with self._session.post(endpoint.chat_url(), data=payload, headers=endpoint.headers(),
-                                          proxy=proxy, proxy_auth=proxy_auth,
-                                          timeout=self._request_timeout(timeout)) as response:
+            async with self._request(state, "POST", state.endpoint.chat_url(), data=payload,
+                                     timeout=self._request_timeout(timeout)) as response:
                 raw = await response.read()
                 status, headers = response.status, response.headers
         except aiohttp.ServerTimeoutError as exc:  # no connection in time: the server never took it
@@ -448,6 +442,16 @@ class ChatClient:
         self._count_usage(state, data.get("usage") or {}, body, cost, has_meter)
         self._note_reply(state, body, data)
         return data
+
+    def _request(self, state: EndpointState, method: str, url: str, **options):
+        """A request to `state`'s endpoint with its headers and proxy (every call goes through here)."""
+        proxy, proxy_auth = self._proxies[state.endpoint.name]
+        return self._session.request(method, url, headers=state.endpoint.headers(), proxy=proxy,
+                                     proxy_auth=proxy_auth, **options)
+
+    @staticmethod
+    def _payload(state: EndpointState, body: dict) -> bytes:
+        return json.dumps(state.endpoint.shape_body(body), ensure_ascii=False).encode("utf-8")
 
     def _request_timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         if seconds == self.timeout:
@@ -475,12 +479,10 @@ class ChatClient:
 
     async def _ask_model_list(self, state: EndpointState) -> bool:
         endpoint = state.endpoint
-        proxy, proxy_auth = self._proxies[endpoint.name]
         seconds = min(PROBE_TIMEOUT_SECONDS, self.timeout)
         try:
-            async with self._session.get(endpoint.adapter.models_url(endpoint), headers=endpoint.headers(),
-                                         proxy=proxy, proxy_auth=proxy_auth,
-                                         timeout=aiohttp.ClientTimeout(total=seconds)) as response:
+            async with self._request(state, "GET", endpoint.adapter.models_url(endpoint),
+                                     timeout=aiohttp.ClientTimeout(total=seconds)) as response:
                 await response.read()
                 return response.status < 500  # any answer of its own, even a 404, shows it is up
         except (aiohttp.ClientError, TimeoutError):

@@ -344,10 +344,8 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
         clients = {role: await stack.enter_async_context(ChatClient(
             pool, journal, concurrency=c.concurrency, timeout=c.request_timeout, max_attempts=c.max_attempts,
             backoff=c.backoff, max_outage=c.max_outage, slots=slots, redo_unusable=c.retry_failed,
-            cut_off_resends=c.cut_off_resends))
+            cut_off_resends=c.cut_off_resends, reasoning_effort=c.reasoning_effort))
             for role, pool in pools.items()}
-        for client in clients.values():
-            client.reasoning_effort = c.reasoning_effort
         runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
                              units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
