@@ -60,8 +60,8 @@ from rollkit.batch.processor import DEFAULT_BATCH_MAX_OUTAGE_SECONDS, Processor,
 from rollkit.batch.schedule import Slot
 from rollkit.batch.service import BatchService, expiry_problem
 from rollkit.batch.status import status_table
-from rollkit.cli import add_endpoint_flags, run_main, setup_logging
-from rollkit.endpoints import (
+from rollkit.cli.common import add_endpoint_flags, run_main, setup_logging
+from rollkit.net.endpoints import (
     Endpoint,
     EndpointConfigError,
     endpoint_from_flags,

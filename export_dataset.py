@@ -50,15 +50,15 @@ import sys
 from pathlib import Path
 
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
-from rollkit.cli import add_image_root_flag, setup_logging
+from rollkit.cli.common import add_image_root_flag, setup_logging
+from rollkit.content.inputs import InputError
 from rollkit.export.formats import DEFAULT_PLACEHOLDER, FORMATS
 from rollkit.export.labels import POLICIES, Policy
 from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, summary_lines
 from rollkit.export.split import parse_splits
 from rollkit.export.view import AnswerCheck
 from rollkit.export.visualprm import CHAT_SCHEMAS, ERROR_SECTIONS, PromptFileError, StepTokens, system_prompt
-from rollkit.inputs import InputError
-from rollkit.stage import save_json
+from rollkit.stages.runner import save_json
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,13 +50,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from rollkit.batch.judge_requests import DEFAULT_MAX_COMPLETION_TOKENS, JudgePrompt, PromptFileError
 from rollkit.batch.limits import RESULTS_DIR, TARGETS, FileLimits, target_from_flags
 from rollkit.batch.mapping import map_results
 from rollkit.batch.pack import Packer, PackError, PackSettings
-from rollkit.cli import add_image_root_flag, setup_logging
-from rollkit.inputs import EmptyInput, InputError, check_not_empty
-from rollkit.jsonl_log import LogLockedError
+from rollkit.batch.verify_requests import DEFAULT_MAX_COMPLETION_TOKENS, JudgePrompt, PromptFileError
+from rollkit.cli.common import add_image_root_flag, setup_logging
+from rollkit.content.inputs import EmptyInput, InputError, check_not_empty
+from rollkit.store.result_log import LogLockedError
 
 ROLLOUTS_ROOT = Path("rollout_output_data_files")
 BATCH_ROOT = Path("batch_files")

@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollkit import cli
-from rollkit.inputs import iter_inputs
-from rollkit.rejection import (
+from rollkit.cli import common as cli
+from rollkit.content.inputs import iter_inputs
+from rollkit.stages.rejection import (
     SamplingParams,
     ScoringParams,
     sample_candidates,
@@ -29,7 +29,7 @@ from rollkit.rejection import (
     scoring_body,
     write_sft,
 )
-from rollkit.stage import StageConfig, dry_run, execute
+from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

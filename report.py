@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from rollkit.answers import answer_formats, get_mode
-from rollkit.cli import add_image_root_flag, setup_logging
+from rollkit.cli.common import add_image_root_flag, setup_logging
 from rollkit.export.view import AnswerCheck
 from rollkit.report.collect import Collector
 from rollkit.report.examples import write_examples

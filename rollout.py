@@ -40,11 +40,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from rollkit import cli
-from rollkit.answer_judge import endpoint_judge
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
-from rollkit.inputs import iter_inputs
-from rollkit.montecarlo import (
+from rollkit.answers.equivalence_endpoint import endpoint_judge
+from rollkit.cli import common as cli
+from rollkit.content.inputs import iter_inputs
+from rollkit.content.rollout_prompts import TEMPLATE_NAMES
+from rollkit.stages.montecarlo import (
     MC_MODES,
     RolloutParams,
     SharedCalls,
@@ -52,8 +53,7 @@ from rollkit.montecarlo import (
     rollout_units,
     run_rollout,
 )
-from rollkit.rollout_templates import TEMPLATE_NAMES
-from rollkit.stage import StageConfig, dry_run, execute
+from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -27,8 +27,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 case "${1:-}" in -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 
-# shellcheck source=rollkit/detach.sh
-. "$here/rollkit/detach.sh"
+# shellcheck source=rollkit/cli/detach.sh
+. "$here/rollkit/cli/detach.sh"
 die() { echo "run_batch_processor.sh: $*" >&2; exit 1; }
 
 session=${1:-batch_processor}

@@ -43,8 +43,8 @@ python=$here/.venv/bin/python
 [ -x "$python" ] || python=python3
 script=$here/rollout.py
 
-# shellcheck source=rollkit/detach.sh
-. "$here/rollkit/detach.sh"
+# shellcheck source=rollkit/cli/detach.sh
+. "$here/rollkit/cli/detach.sh"
 die() { echo "run_rollout.sh: $*" >&2; exit 1; }
 
 running_pid() {

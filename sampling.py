@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollkit import cli
-from rollkit.inputs import iter_inputs
-from rollkit.rejection import SamplingParams, sample_candidates, sampling_bodies, sampling_outcome
-from rollkit.stage import StageConfig, dry_run, execute
+from rollkit.cli import common as cli
+from rollkit.content.inputs import iter_inputs
+from rollkit.stages.rejection import SamplingParams, sample_candidates, sampling_bodies, sampling_outcome
+from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -26,10 +26,10 @@ import time
 import _path  # noqa: F401
 import aiohttp
 
-from rollkit.client import ChatClient
 from rollkit.emulator.testing import get_stats, run_emulator
-from rollkit.endpoints import Endpoint, EndpointPool
-from rollkit.ratelimit import parse_reset
+from rollkit.net.client import ChatClient
+from rollkit.net.endpoints import Endpoint, EndpointPool
+from rollkit.net.pacing import parse_reset
 
 REQUESTS = 400
 RPM = 600

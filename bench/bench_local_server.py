@@ -25,9 +25,9 @@ import time
 import _path  # noqa: F401
 import aiohttp
 
-from rollkit.client import ChatClient
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
-from rollkit.endpoints import Endpoint, EndpointPool
+from rollkit.net.client import ChatClient
+from rollkit.net.endpoints import Endpoint, EndpointPool
 
 SPEED = 30  # tokens per second per sequence
 

@@ -41,12 +41,12 @@ from pathlib import Path
 
 import _path  # noqa: F401
 
+from rollkit.content.inputs import entry_id, iter_inputs
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.steps_text import first_wrong_step
 from rollkit.emulator.testing import run_emulator
-from rollkit.inputs import entry_id, iter_inputs
-from rollkit.journal import RequestJournal, request_key
-from rollkit.montecarlo import RolloutParams, generation_request, rollout_messages
+from rollkit.stages.montecarlo import RolloutParams, generation_request, rollout_messages
+from rollkit.store.journal import RequestJournal, request_key
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"exhaustive": (), "binary-search": ("--mc-mode", "binary-search"), "adaptive": ("--mc-mode", "adaptive"),

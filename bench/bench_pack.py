@@ -76,7 +76,7 @@ def child(args: argparse.Namespace) -> None:
 
     from rollkit.batch.limits import FileLimits
     from rollkit.batch.pack import Packer, PackSettings
-    from rollkit.images import load_image
+    from rollkit.content.images import load_image
 
     limits = FileLimits(100_000, 200_000_000, args.max_tokens_per_file)
     settings = PackSettings(out_dir=Path(args.out_dir), model="gpt-4.1", limits=limits,

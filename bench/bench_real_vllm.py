@@ -25,8 +25,8 @@ import urllib.request
 import _path  # noqa: F401
 import aiohttp
 
-from rollkit.client import ChatClient
-from rollkit.endpoints import EndpointPool, endpoint_from_flags
+from rollkit.net.client import ChatClient
+from rollkit.net.endpoints import EndpointPool, endpoint_from_flags
 from tests.real import env
 from tests.real.server import SERVED_NAME, running_server, start_vllm
 

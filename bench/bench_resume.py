@@ -35,7 +35,7 @@ import jsonlines
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rollkit.jsonl_log import ResultLog  # noqa: E402
+from rollkit.store.result_log import ResultLog  # noqa: E402
 
 WORDS = ("the of and to in is that for it as with was on be by at this had not are but from or have an "
          "count number image left right red blue step answer total each there").split()
@@ -92,8 +92,8 @@ def bench_scan(folder: Path, size_mb: int) -> None:
 # Peak RSS is VmHWM of /proc/self/status: ru_maxrss would carry the parent's peak over fork+exec.
 CHILD = """
 import json, sys, time
-from rollkit.jsonl_log import ResultLog
-from rollkit.inputs import entry_id, iter_inputs
+from rollkit.store.result_log import ResultLog
+from rollkit.content.inputs import entry_id, iter_inputs
 def peak_kb():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))

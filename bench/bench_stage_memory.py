@@ -22,8 +22,8 @@ CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[3])
 import reject  # noqa: F401  (the same imports as a real stage)
-from rollkit.inputs import iter_inputs
-from rollkit.stage import Outcome, StageRunner
+from rollkit.content.inputs import iter_inputs
+from rollkit.stages.runner import Outcome, StageRunner
 
 async def process(item, eid):
     return Outcome(record={"generated_answers": ["4"]})

@@ -22,10 +22,10 @@ from pathlib import Path
 import _path  # noqa: F401
 import aiohttp
 
-from rollkit.client import ChatClient
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulators
-from rollkit.endpoints import Endpoint, EndpointPool
-from rollkit.journal import RequestJournal
+from rollkit.net.client import ChatClient
+from rollkit.net.endpoints import Endpoint, EndpointPool
+from rollkit.store.journal import RequestJournal
 
 WINDOW = 2.0  # seconds per emulated minute
 RPM = 120  # requests per window

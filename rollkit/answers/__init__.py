@@ -18,8 +18,8 @@ processes), ``judge`` (``llm_judge`` and ``check_answer_async``), ``datasets`` (
 
 from __future__ import annotations
 
-from .datasets import DEFAULT_MODES, get_mode
-from .formats import (
+from rollkit.answers.datasets import DEFAULT_MODES, get_mode
+from rollkit.answers.formats import (
     answer_formats,
     answer_line,
     auto,
@@ -32,9 +32,9 @@ from .formats import (
     raven_v2,
     register_format,
 )
-from .judge import JudgeFn, check_answer_async, set_llm_judge
-from .mathcheck import math_equal
-from .modes import (
+from rollkit.answers.llm_equivalence import JudgeFn, check_answer_async, set_llm_judge
+from rollkit.answers.mathcheck import math_equal
+from rollkit.answers.modes import (
     ASYNC_MODES,
     ModeFn,
     anls,
@@ -53,7 +53,7 @@ from .modes import (
     vqa_score,
     vqav2_num_str_only_score,
 )
-from .normalize import integer_text, vqa_normalize
+from rollkit.answers.normalize import integer_text, vqa_normalize
 
 __all__ = [
     "ASYNC_MODES",

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from .formats import mc_letter
-from .mathcheck import math_equal
-from .normalize import _to_float, integer_text, vqa_normalize
+from rollkit.answers.formats import mc_letter
+from rollkit.answers.mathcheck import math_equal
+from rollkit.answers.normalize import _to_float, integer_text, vqa_normalize
 
 ModeFn = Callable[[str, str], int]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollkit.kinds import adapter
+from rollkit.net.kinds import adapter
 
 # Bump with a note in the README when the manifest or the packed-id log changes shape.
 MANIFEST_SCHEMA_VERSION = 1

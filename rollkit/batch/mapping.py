@@ -33,15 +33,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rollkit.atomic import atomic_write
-from rollkit.inputs import image_root_field
-from rollkit.jsonl_log import dump_line
-from rollkit.steps import parse_solution
-
-from .judge_requests import rollout_items
-from .limits import MANIFEST_NAME, RESULTS_DIR
-from .results import LineResult, ResultIndex
-from .verdicts import parse_verdict
+from rollkit.batch.limits import MANIFEST_NAME, RESULTS_DIR
+from rollkit.batch.results import LineResult, ResultIndex
+from rollkit.batch.verdicts import parse_verdict
+from rollkit.batch.verify_requests import rollout_items
+from rollkit.content.inputs import image_root_field
+from rollkit.content.steps import parse_solution
+from rollkit.store.atomic import atomic_write
+from rollkit.store.result_log import dump_line
 
 log = logging.getLogger("rollkit")
 

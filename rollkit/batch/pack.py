@@ -27,20 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rollkit.atomic import AtomicFile, write_json
-from rollkit.images import ImageError
-from rollkit.jsonl_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
-
-from .judge_requests import (
-    ContextError,
-    JudgePrompt,
-    RequestError,
-    RequestOptions,
-    build_request,
-    request_tokens,
-    rollout_items,
-)
-from .limits import (
+from rollkit.batch.limits import (
     MANIFEST_NAME,
     MANIFEST_SCHEMA_VERSION,
     PACK_ERRORS_NAME,
@@ -49,7 +36,19 @@ from .limits import (
     FileLimits,
     line_route,
 )
-from .results import ok_ids
+from rollkit.batch.results import ok_ids
+from rollkit.batch.verify_requests import (
+    ContextError,
+    JudgePrompt,
+    RequestError,
+    RequestOptions,
+    build_request,
+    request_tokens,
+    rollout_items,
+)
+from rollkit.content.images import ImageError
+from rollkit.store.atomic import AtomicFile, write_json
+from rollkit.store.result_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
 
 log = logging.getLogger("rollkit")
 

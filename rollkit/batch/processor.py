@@ -25,18 +25,17 @@ from pathlib import Path
 from openai.types import Batch
 from tqdm import tqdm
 
-from rollkit.client import OutageError
-from rollkit.endpoints import EndpointConfigError
-from rollkit.inputs import one_based_range
-from rollkit.jsonl_log import LogLockedError
-
-from .ledger import TERMINAL, Attempt, FileLedger, FileState, read_state
-from .limits import LEDGER_DIR, RESULTS_DIR
-from .pack import load_manifest
-from .results import iter_results
-from .schedule import Scheduler, Slot, TooLarge
-from .service import QUOTA_CODE, CallRefused, QuotaRefused, TransientCallError
-from .submission import file_tokens, final_ids, packed_lines, submission_for
+from rollkit.batch.limits import LEDGER_DIR, RESULTS_DIR
+from rollkit.batch.pack import load_manifest
+from rollkit.batch.results import iter_results
+from rollkit.batch.schedule import Scheduler, Slot, TooLarge
+from rollkit.batch.service import QUOTA_CODE, CallRefused, QuotaRefused, TransientCallError
+from rollkit.batch.submission import file_tokens, final_ids, packed_lines, submission_for
+from rollkit.content.inputs import one_based_range
+from rollkit.net.client import OutageError
+from rollkit.net.endpoints import EndpointConfigError
+from rollkit.store.batch_ledger import TERMINAL, Attempt, FileLedger, FileState, read_state
+from rollkit.store.result_log import LogLockedError
 
 log = logging.getLogger("rollkit")
 

@@ -24,9 +24,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollkit.jsonl_log import DigestTable, id_digest
-
-from .limits import MANIFEST_NAME, PACK_ERRORS_NAME, PACKED_IDS_NAME, RESULTS_DIR
+from rollkit.batch.limits import MANIFEST_NAME, PACK_ERRORS_NAME, PACKED_IDS_NAME, RESULTS_DIR
+from rollkit.store.result_log import DigestTable, id_digest
 
 log = logging.getLogger("rollkit")
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .ledger import TERMINAL, Attempt
-from .service import BatchService
+from rollkit.batch.service import BatchService
+from rollkit.store.batch_ledger import TERMINAL, Attempt
 
 MAX_REST_SECONDS = 1800.0
 

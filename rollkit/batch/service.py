@@ -32,10 +32,10 @@ import openai
 from openai.types import Batch, FileObject
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from rollkit.atomic import atomic_write
-from rollkit.client import FatalEndpointError
-from rollkit.endpoints import Endpoint, EndpointConfigError
-from rollkit.secrets import redact
+from rollkit.net.client import FatalEndpointError
+from rollkit.net.endpoints import Endpoint, EndpointConfigError
+from rollkit.net.secrets import redact
+from rollkit.store.atomic import atomic_write
 
 log = logging.getLogger("rollkit")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .ledger import FileState, read_state
-from .pack import load_manifest
-from .processor import ledger_path
+from rollkit.batch.pack import load_manifest
+from rollkit.batch.processor import ledger_path
+from rollkit.store.batch_ledger import FileState, read_state
 
 # done: lines with a good reply (of the current batch while it runs); refused: content filter;
 # failed: permanent failures and lines given up on (of the current batch: its failed count so far)

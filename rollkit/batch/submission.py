@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollkit.atomic import AtomicFile
-from rollkit.jsonl_log import dump_line, line_id
-
-from .limits import PACKED_IDS_NAME, SUBMIT_DIR
-from .results import FINAL, iter_results
-from .service import BatchService
+from rollkit.batch.limits import PACKED_IDS_NAME, SUBMIT_DIR
+from rollkit.batch.results import FINAL, iter_results
+from rollkit.batch.service import BatchService
+from rollkit.store.atomic import AtomicFile
+from rollkit.store.result_log import dump_line, line_id
 
 
 @dataclass(frozen=True)

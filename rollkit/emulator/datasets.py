@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .answers import truth_for_question
+from rollkit.emulator.answers import truth_for_question
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int] = (64, 48)) -> list[str]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from rollkit.emulator.shapes import Choice
 
-# The server's own list, not the client's (rollkit.kinds.reasoning): a client that misreads a model
+# The server's own list, not the client's (rollkit.net.kinds.reasoning): a client that misreads a model
 # name must meet a refusal here, as it would on the real service.
 _REASONING_FAMILY = re.compile(r"^(o[1-9][0-9]*|gpt-5(\.[0-9]+)?)(-|$)")
 # Parameters a reasoning model takes only at their default value, and that default.

@@ -43,7 +43,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollkit.emulator import judging, stats
+from rollkit.emulator import judge_replies as judging
+from rollkit.emulator import stats
 from rollkit.emulator.answers import question_in, truth_for_question, wrong_answer
 from rollkit.emulator.steps_text import (
     DEFAULT_SHAPE,

@@ -2,7 +2,7 @@
 headers in each service's shape, and (optionally) rejected requests counted against the limit.
 
 This is the emulator's limiter (the thing a client must respect), deliberately independent of the
-client's own pacing in `rollkit.ratelimit`, so a bug in one cannot hide a bug in the other.
+client's own pacing in `rollkit.net.pacing`, so a bug in one cannot hide a bug in the other.
 
 Each limit is a bucket refilling continuously at `limit / window` per second. It holds only
 `burst_seconds` worth of that (Azure evaluates RPM over 1 or 10 s windows; OpenAI says short

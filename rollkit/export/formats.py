@@ -21,10 +21,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from rollkit.batch.judge_requests import judge_question
-from rollkit.inputs import image_folder, image_refs, resolve_image_path
-
-from .labels import Labels
+from rollkit.batch.verify_requests import judge_question
+from rollkit.content.inputs import image_folder, image_refs, resolve_image_path
+from rollkit.export.labels import Labels
 
 FORMATS = ("trl-prm", "openrlhf-prm", "sft", "pairs", "visualprm")
 DEFAULT_PLACEHOLDER = "ки"  # Math-Shepherd's step tag, which OpenRLHF's examples use

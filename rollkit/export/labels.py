@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .view import RolloutView
+from rollkit.export.view import RolloutView
 
 POLICIES = ("mc-hard", "mc-soft", "judge", "consensus")
 USES_MC = {"mc-hard", "mc-soft", "consensus"}

@@ -12,17 +12,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rollkit.batch.judge_requests import judge_question, rollout_items
-from rollkit.inputs import InputItem
-from rollkit.jsonl_log import dump_line
-from rollkit.stage import record_id
-
-from . import formats, visualprm
-from .labels import Labels, Policy
-from .pairing import WaitingRoom
-from .split import TRAIN, SeenRows, split_of
-from .view import AnswerCheck, read_rollout
-from .writer import RowWriter, split_path
+from rollkit.batch.verify_requests import judge_question, rollout_items
+from rollkit.content.inputs import InputItem
+from rollkit.export import formats, visualprm
+from rollkit.export.labels import Labels, Policy
+from rollkit.export.pairing import WaitingRoom
+from rollkit.export.split import TRAIN, SeenRows, split_of
+from rollkit.export.view import AnswerCheck, read_rollout
+from rollkit.export.writer import RowWriter, split_path
+from rollkit.stages.runner import record_id
+from rollkit.store.result_log import dump_line
 
 log = logging.getLogger("rollkit")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
-from rollkit.digests import DigestTable
+from rollkit.store.digests import DigestTable
 
 TRAIN = "train"
 

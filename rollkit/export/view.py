@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollkit.answers import check_answer, parse_answer
-from rollkit.messages import reference_answers
+from rollkit.content.messages import reference_answers
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from rollkit.content.steps import parse_solution
 from rollkit.prompts import fill, load_template, placeholders
-from rollkit.steps import parse_solution
 
 CHAT_SCHEMAS = ("conversations", "messages")
 ERROR_SECTIONS = ("all", "reasoning", "perception")

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rollkit.atomic import AtomicFile
-from rollkit.jsonl_log import dump_line
+from rollkit.store.atomic import AtomicFile
+from rollkit.store.result_log import dump_line
 
 PARQUET_BATCH_ROWS = 2048
 

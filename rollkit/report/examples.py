@@ -18,11 +18,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from rollkit.atomic import atomic_write
-from rollkit.batch.judge_requests import judge_question
+from rollkit.batch.verify_requests import judge_question
+from rollkit.content.inputs import image_folder, image_refs, is_url, resolve_image_path
 from rollkit.export.labels import judge_first_error
 from rollkit.export.view import RolloutView
-from rollkit.inputs import image_folder, image_refs, is_url, resolve_image_path
+from rollkit.store.atomic import atomic_write
 
 PAGE = "examples.html"
 THUMBS = "thumbs"

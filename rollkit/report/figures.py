@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-from .collect import MAX_POSITION, SCORE_BINS, Tallies  # noqa: E402
+from rollkit.report.collect import MAX_POSITION, SCORE_BINS, Tallies  # noqa: E402
 
 DPI = 100
 

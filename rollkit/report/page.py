@@ -5,10 +5,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from rollkit.atomic import atomic_write
-from rollkit.pricing import model_price
-
-from .collect import StageCost, Tallies
+from rollkit.net.pricing import model_price
+from rollkit.report.collect import StageCost, Tallies
+from rollkit.store.atomic import atomic_write
 
 _STYLE = """body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}

@@ -16,9 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollkit.stage import save_json
-
-from .config import RATE_LIMIT_KEYS, ConfigError, Dataset, RunConfig
+from rollkit.stages.runner import save_json
+from rollkit.workflow.config import RATE_LIMIT_KEYS, ConfigError, Dataset, RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]  # the scripts' folder
 SCRIPTS = {"rollout": "rollout.py", "pack": "merge_and_map_batch.py", "batch": "batch_processor.py",

@@ -19,21 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rollkit.batch.judge_requests import (
+from rollkit.batch.verify_requests import (
     DEFAULT_MAX_COMPLETION_TOKENS,
     RequestError,
     RequestOptions,
     build_request,
     request_tokens,
 )
-from rollkit.images import ImageError
-from rollkit.inputs import iter_inputs
-from rollkit.montecarlo import RolloutParams
-from rollkit.pricing import model_price
-from rollkit.stage import save_json
-
-from .config import RunConfig
-from .plan import ROOT, Stage, build_plan, paths, state_path
+from rollkit.content.images import ImageError
+from rollkit.content.inputs import iter_inputs
+from rollkit.net.pricing import model_price
+from rollkit.stages.montecarlo import RolloutParams
+from rollkit.stages.runner import save_json
+from rollkit.workflow.config import RunConfig
+from rollkit.workflow.plan import ROOT, Stage, build_plan, paths, state_path
 
 OUTAGE = 3
 

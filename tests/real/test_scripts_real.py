@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_jsonl, run_script
 
 from tests.real.conftest import BATCH_CONTEXT
 from tests.real.server import SERVED_NAME
+from tests.support import read_jsonl, run_script
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -11,8 +11,8 @@ import urllib.request
 
 import pytest
 
-from rollkit.client import ChatClient
-from rollkit.endpoints import Endpoint, EndpointPool, endpoint_from_flags
+from rollkit.net.client import ChatClient
+from rollkit.net.endpoints import Endpoint, EndpointPool, endpoint_from_flags
 from tests.real.server import MAX_MODEL_LEN, SERVED_NAME
 
 pytestmark = pytest.mark.timeout(240)

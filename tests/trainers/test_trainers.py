@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, read_jsonl, run_script
+
+from tests.support import FIXTURES, ROOT, read_jsonl, run_script
 
 sys.path.insert(0, str(Path(__file__).parent))
 from envs import CURRENT_ENV, PRM_ENV, TrainerEnv, model_built, model_dir  # noqa: E402
