@@ -99,22 +99,28 @@ def test_a_mistyped_model_stops_the_run_and_the_fixed_command_does_every_record(
 
 
 def test_a_budget_over_the_context_stops_and_a_prompt_over_it_is_one_records_error(tmp_path):
-    questions = write_questions(tmp_path / "q.jsonl", 12)
-    long_one = {"uid": "long", "question": "Count the words. " + "word " * 700, "answer": "700"}
+    """Each refusal of the budget names its own request's token counts (OpenAI's wording): the
+    probe's differs from the first's in its numbers only, and is the same refusal."""
+    questions = write_questions(tmp_path / "q.jsonl", 40)
+    long_one = {"uid": "long", "question": "Count the words. " + "word " * 3100, "answer": "3100"}
     with open(questions, "a") as f:
         f.write(json.dumps(long_one) + "\n")
     over, fine = tmp_path / "over.jsonl", tmp_path / "fine.jsonl"
-    with run_emulator("--max-model-len", "600") as url:
-        refused = run_script("sampling.py", *sampling_args(url, questions, over, "--max-tokens", "1000"))
+    with run_emulator("--max-model-len", "3000") as url:
+        refused = run_script("sampling.py", *sampling_args(url, questions, over, "--max-tokens", "8000",
+                                                           "--concurrency", "64"))
+        received = get_stats(url)["requests"]
         done = run_script("sampling.py", *sampling_args(url, questions, fine, "--max-tokens", "200",
-                                                        "--concurrency", "1"))
+                                                        "--concurrency", "64"))
     assert refused.returncode == 2, refused.stderr
-    assert "max_completion_tokens=1000 cannot be greater than max_model_len=600" in refused.stderr
+    assert "maximum context length is 3000 tokens. However, you requested" in refused.stderr
+    assert "Nothing was written off" in refused.stderr
+    assert received <= 10  # the first wave and the probe, whatever the concurrency
     assert not read_jsonl(over) and not read_jsonl(f"{over}.errors.jsonl")
     assert done.returncode == 0, done.stderr
     errors = read_jsonl(f"{fine}.errors.jsonl")
-    assert len(read_jsonl(fine)) == 12 and [e["reason"] for e in errors] == ["http_400"]
-    assert "maximum context length is 600 tokens" in errors[0]["message"]
+    assert len(read_jsonl(fine)) == 40 and [e["reason"] for e in errors] == ["http_400"]
+    assert "your prompt contains at least 3001 input tokens" in errors[0]["message"]
 
 
 def test_servers_that_ignore_n_lose_no_sample(tmp_path):

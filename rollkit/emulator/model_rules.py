@@ -9,8 +9,8 @@
 * ``--ramble SHARE``: that share of choices runs on to its token budget (`finish_reason: "length"`),
   as a real model sometimes does;
 * ``--ignore-n``: one choice whatever `n` asks, silently (llama.cpp's server, Ollama);
-* ``--max-model-len N``: a prompt over the context is refused with vLLM's 400, and so is a token
-  budget over it;
+* ``--max-model-len N``: a prompt over the context is refused with vLLM's 400, and a token budget
+  over it with OpenAI's (`context_length_exceeded`, naming the request's own token counts);
 * ``--models a,b``: the models served; any other answers 404 `model_not_found`.
 """
 
@@ -59,7 +59,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                        help="share of choices that run to the token budget (finish_reason length)")
     group.add_argument("--ignore-n", action="store_true", help="answer one choice whatever n asks (llama.cpp)")
     group.add_argument("--max-model-len", type=int, default=0,
-                       help="context length in tokens; longer prompts and budgets get vLLM's 400 (default: none)")
+                       help="context length in tokens; a longer prompt gets vLLM's 400, a longer budget OpenAI's (default: none)")
     group.add_argument("--models", default="", help="comma-separated served models; others get 404 (default: any)")
 
 
@@ -106,8 +106,9 @@ def _reasoning_refusal(body: dict[str, Any]) -> web.Response | None:
 
 
 def _context_refusal(body: dict[str, Any], max_model_len: int, prompt_tokens: int) -> web.Response | None:
-    """vLLM's two refusals (`BadRequestError`, code 400): a prompt over the context, and a budget over it
-    (a prompt plus a budget over the context is accepted: the answer stops at the context)."""
+    """A prompt over the context gets vLLM's 400 (`BadRequestError`, code 400); a budget over it gets
+    OpenAI's, whose message carries the request's own counts, so it differs from request to request
+    (a prompt plus a budget within the context each is accepted: the answer stops at the context)."""
     from rollkit.emulator.shapes import error_response
 
     if prompt_tokens > max_model_len:
@@ -118,9 +119,11 @@ def _context_refusal(body: dict[str, Any], max_model_len: int, prompt_tokens: in
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if value is not None and value > max_model_len:
-            return error_response(400, f"{name}={value} cannot be greater than max_model_len={max_model_len}. "
-                                       "Please request fewer output tokens.",
-                                  "BadRequestError", None, 400)
+            return error_response(400, f"This model's maximum context length is {max_model_len} tokens. However, "
+                                       f"you requested {prompt_tokens + value} tokens ({prompt_tokens} in the "
+                                       f"messages, {value} in the completion). Please reduce the length of the "
+                                       "messages or completion.",
+                                  "invalid_request_error", "messages", "context_length_exceeded")
     return None
 
 
