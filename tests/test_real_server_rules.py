@@ -169,6 +169,38 @@ def test_answers_cut_off_at_the_budget_are_kept_with_their_siblings(tmp_path, re
     assert all(c.get("dropped") for r in left for c in r["candidates"] if c["finish_reason"] == "length")
 
 
+def test_rollouts_cut_off_at_the_budget_are_recorded_as_cut_off_not_as_parse_failures(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 8)
+    kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
+
+    def rollout(url, output, *extra):
+        return run_script("rollout.py", "--input", str(questions), "--output", str(output), "--base-url", f"{url}/v1",
+                          "--model_name", "policy", "--num-rollouts", "3", "--num-mc", "2", "--max-tokens", "600",
+                          "--scoring-mode", "vqav2_num_str_only_score", "--concurrency", "8",
+                          "--request-timeout", "10", *extra)
+    with run_emulator("--ramble", "0.4") as url:
+        done = rollout(url, kept)
+        without = rollout(url, dropped, "--drop-truncated")
+    assert done.returncode == without.returncode == 0, done.stderr + without.stderr
+    records = read_jsonl(kept)
+    cut = {r["rollout_id"] for r in records if r["finish_reason"] == "length"}
+    assert len(records) == 24 and 0 < len(cut) < 24 and not read_jsonl(f"{kept}.errors.jsonl")
+    for record in records:
+        if record["rollout_id"] in cut:  # kept as it stands, unscored, and not called a parse failure
+            assert not record["parsing_failed"] and record["parsing_failed_reason"] is None
+            assert record["steps_with_score"] == [] and record["first_incorrect_step"] is None
+        else:
+            assert record["finish_reason"] == "stop" and record["steps_with_score"]
+    assert summary_of(kept)["records"]["cut_off"] == len(cut) and f"{len(cut)} cut off at the token budget" in done.stderr
+    # --drop-truncated: the same rollouts are left out, to the errors file, counted the same way
+    left, errors = read_jsonl(dropped), read_jsonl(f"{dropped}.errors.jsonl")
+    assert {r["rollout_id"] for r in left} == {r["rollout_id"] for r in records} - cut
+    assert {e["rollout_id"] for e in errors} == cut and {e["reason"] for e in errors} == {"length"}
+    assert "--drop-truncated left it out" in errors[0]["message"]
+    summary = summary_of(dropped)["records"]
+    assert summary["cut_off"] == summary["failures"]["length"] == len(cut)
+
+
 def test_each_kind_names_the_budget_its_servers_read_and_reasoning_models_get_no_sampling_parameters():
     from rollkit.endpoints import Endpoint
 
