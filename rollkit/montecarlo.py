@@ -335,26 +335,26 @@ async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, s
         return Outcome(error_reason="content_filter", message="rollout: the reply was filtered")
     # Cut off at the token budget is not a parse failure: it is recorded as cut off (finish_reason
     # length, kept unscored as it stands) or, with --drop-truncated, left out before anything is judged.
-    cut_off = finish == "length"
-    if cut_off and params.drop_truncated:
-        return Outcome(error_reason="length", cut_off=True,
+    truncated = finish == "length"
+    if truncated and params.drop_truncated:
+        return Outcome(error_reason="length", truncated=True,
                        message=f"the rollout was cut off at --max-tokens {params.max_tokens} and --drop-truncated "
                                "left it out; raise --max-tokens")
     predicted = parse_answer(text, params.answer_format)
     solution = parse_solution(text)
-    problem = None if cut_off else parse_problem(solution, params)
+    problem = None if truncated else parse_problem(solution, params)
     question = strip_image_tokens(question_text(record))
     scorer = StepScorer(calls, params, messages, solution, eid, truth, question)
     steps: list[dict] = []
     try:
         correct = bool(await answer_is_right(text, truth, params, question))
-        if problem is None and not cut_off:
+        if problem is None and not truncated:
             steps = await score_steps(scorer, correct)
     except (ProbeFailed, JudgeFailed) as exc:
         return Outcome(error_reason=exc.reason, message=str(exc))
     usage = usage_share(result.usage, request.choice, params.num_rollouts if params.use_n else 1)
     usage = {name: value + getattr(scorer.tally, name) for name, value in usage.items()}
-    return Outcome(cut_off=cut_off, record={
+    return Outcome(truncated=truncated, record={
         "response": text, "finish_reason": finish, "steps_with_score": steps,
         "first_incorrect_step": first_zero_step(steps),
         "parsing_failed": problem is not None, "parsing_failed_reason": problem,

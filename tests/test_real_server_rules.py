@@ -191,14 +191,14 @@ def test_rollouts_cut_off_at_the_budget_are_recorded_as_cut_off_not_as_parse_fai
             assert record["steps_with_score"] == [] and record["first_incorrect_step"] is None
         else:
             assert record["finish_reason"] == "stop" and record["steps_with_score"]
-    assert summary_of(kept)["records"]["cut_off"] == len(cut) and f"{len(cut)} cut off at the token budget" in done.stderr
+    assert summary_of(kept)["records"]["truncated"] == len(cut) and f"{len(cut)} cut off at the token budget" in done.stderr
     # --drop-truncated: the same rollouts are left out, to the errors file, counted the same way
     left, errors = read_jsonl(dropped), read_jsonl(f"{dropped}.errors.jsonl")
     assert {r["rollout_id"] for r in left} == {r["rollout_id"] for r in records} - cut
     assert {e["rollout_id"] for e in errors} == cut and {e["reason"] for e in errors} == {"length"}
     assert "--drop-truncated left it out" in errors[0]["message"]
     summary = summary_of(dropped)["records"]
-    assert summary["cut_off"] == summary["failures"]["length"] == len(cut)
+    assert summary["truncated"] == summary["failures"]["length"] == len(cut)
 
 
 def test_each_kind_names_the_budget_its_servers_read_and_reasoning_models_get_no_sampling_parameters():
