@@ -10,10 +10,11 @@ one-line prompt (no image, one choice): refused again the same way, the refusal 
 and the run stops (exit 2) with the server's own message and nothing written off; answered, it was
 the record's. "The same way" is what the refusal is: its status, error code and type, the parameter
 it names, and its message with the numbers masked, for a message may carry the request's own counts
-(OpenAI's "you requested 8010 tokens (10 in the messages, 8000 in the completion)"). Refusals cost nothing, and every request refused meanwhile waits for that verdict, so
-none of them is written off either. Until the first answer (or `OPEN_AFTER_SECONDS` without a
-refusal, for servers that take minutes to answer) at most `FIRST_WAVE` requests are in flight, so a
-run that will be refused stops within about ten requests whatever its concurrency.
+(OpenAI's "you requested 8010 tokens (10 in the messages, 8000 in the completion)"). Refusals cost
+nothing, and every request refused meanwhile waits for that verdict, so none of them is written off
+either. Until the first answer (or `OPEN_AFTER_SECONDS` without a refusal, for servers that take
+minutes to answer) at most `FIRST_WAVE` requests are in flight, so a run that will be refused stops
+within about ten requests whatever its concurrency.
 """
 
 from __future__ import annotations
