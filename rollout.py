@@ -22,14 +22,18 @@ journaled. Every input record needs a reference
 answer (`answer`, `answers`, or a final assistant turn).
 
 Output: one line per rollout, keyed `rollout_id` = `<entry_id>:r<k>`, with every input field and
-`response`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`, `measured`,
-`decided_early`), `score_kind` (`share`: each score is the share of continuations that reached the
-answer; `label`: --mc-mode adaptive's hard 1.0/0.0 labels), `first_incorrect_step` (0-based over perception + reasoning steps, first score of 0, or null),
-`parsing_failed` and `parsing_failed_reason`, `predicted_answer`, `is_correct`, `model`, `usage`
-(this rollout's share of every token it cost), `mc_usage` (the continuations alone) and `prompt`
-(the rollout's rendered prompt text, each template's source and sha256, `max_image_side`: with the
-record's images that rebuilds the messages sent). `--prompt-file rollout=my_prompt.txt` and
+`response`, `finish_reason`, `steps_with_score` (`step`, `score`, `num_mc_correct`, `num_mc_total`,
+`measured`, `decided_early`), `score_kind` (`share`: each score is the share of continuations that
+reached the answer; `label`: --mc-mode adaptive's hard 1.0/0.0 labels), `first_incorrect_step`
+(0-based over perception + reasoning steps, first score of 0, or null), `parsing_failed` and
+`parsing_failed_reason`, `predicted_answer`, `is_correct`, `model`, `usage` (this rollout's share of
+every token it cost), `mc_usage` (the continuations alone) and `prompt` (the rollout's rendered
+prompt text, each template's source and sha256, `max_image_side`: with the record's images that
+rebuilds the messages sent). `--prompt-file rollout=my_prompt.txt` and
 `--prompt-file rollout_continue=...` replace the bundled templates.
+A rollout cut off at `--max-tokens` is kept as it stands, unscored, with `"finish_reason": "length"`
+(not `parsing_failed`), and counted in the summary; `--drop-truncated` leaves it out (to the errors
+file as `length`).
 Refusals and failures go to `<output>.errors.jsonl` with their reason. Every reply is journaled in
 `--cache_file` (default `<output>.journal.jsonl`): after a crash, run the same command again.
 """
@@ -80,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--max-reasoning-steps", type=int, default=10, help="the same for [Reasoning] (default: 10)")
     group.add_argument("--temperature", type=float, default=1.0, help="for rollouts and continuations")
     group.add_argument("--max-tokens", type=int, default=2048, help="per rollout (default: 2048)")
+    group.add_argument("--drop-truncated", action="store_true",
+                       help="leave rollouts cut off at --max-tokens out (to the errors file as `length`; default: "
+                            "keep them as they stand, unscored, with finish_reason length)")
     group.add_argument("--prompt-file", action="append", default=[], metavar="NAME=PATH",
                        help="use PATH instead of the bundled template NAME (rollout or rollout_continue); "
                             "repeat for both")
@@ -146,7 +153,8 @@ def build_params(args: argparse.Namespace) -> RolloutParams:
         answer_format=args.answer_format, scoring_modes=tuple(args.scoring_modes),
         max_perception_steps=args.max_perception_steps, max_reasoning_steps=args.max_reasoning_steps,
         temperature=args.temperature, max_tokens=args.max_tokens, use_n=cli.endpoints_take_n(args),
-        seeded=not args.no_seed, max_image_side=args.max_image_side, templates=args.templates)
+        seeded=not args.no_seed, max_image_side=args.max_image_side, templates=args.templates,
+        drop_truncated=args.drop_truncated)
 
 
 async def main(args: argparse.Namespace) -> int:

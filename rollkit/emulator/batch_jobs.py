@@ -2,10 +2,11 @@
 
 Phases take `time_scale` x (VALIDATE_S, LINE_S per line, FINALIZE_S, CANCEL_S) seconds. Lines are
 answered by the server's own `completion()` (exactly what the online route would answer). Output
-and error lines use the services' shapes: a 200 `response` in the output file; HTTP failures in
-the error file with `response.status_code` and `error: null`; expired and cancelled lines with
-`response: null` and `error.code` `batch_expired` / `batch_cancelled`. Azure lines have no `id`,
-and Azure always writes an error file (empty when nothing failed).
+and error lines use the services' shapes: a 200 `response` in the output file; HTTP failures, the
+model's refusals among them (`model_rules`, as online), in the error file with
+`response.status_code` and `error: null`; expired and cancelled lines with `response: null` and
+`error.code` `batch_expired` / `batch_cancelled`. Azure lines have no `id`, and Azure always writes
+an error file (empty when nothing failed).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rollkit.emulator import model_rules
 from rollkit.emulator.policy import seed_from
 from rollkit.emulator.stats import image_part_count, request_key
 from rollkit.emulator.tokens import count_prompt_tokens
@@ -234,6 +236,13 @@ def _answer(job: Job, store: BatchStore, line: dict) -> None:
     store.stats.attempts[custom_id] += 1
     seed = store.emulator.config.seed
     request_id = f"req_{seed_from(key, attempt, 'batch') % 16**24:024x}"
+    # The model's rules (a reasoning model's refused parameters, the context) hold for batch lines too:
+    # the line is refused as the online route would refuse it, in the error file.
+    refused = model_rules.refused_body(store.emulator.config.rules, body, job.model, count_prompt_tokens(body))
+    if refused is not None:
+        job.errors.append(_line_out(job, custom_id, {"status_code": refused[0], "request_id": request_id,
+                                                     "body": refused[1]}, None))
+        return
     # A filter refuses the same prompt every time; a 500 is drawn afresh on every try.
     if random.Random(seed_from(key, seed, "batch-filter")).random() < s.fault_content_filter:
         store.stats.faults["content_filter"] += 1

@@ -9,8 +9,8 @@
 * ``--ramble SHARE``: that share of choices runs on to its token budget (`finish_reason: "length"`),
   as a real model sometimes does;
 * ``--ignore-n``: one choice whatever `n` asks, silently (llama.cpp's server, Ollama);
-* ``--max-model-len N``: a prompt over the context is refused with vLLM's 400, and so is a token
-  budget over it;
+* ``--max-model-len N``: a prompt over the context is refused with vLLM's 400, and a token budget
+  over it with OpenAI's (`context_length_exceeded`, naming the request's own token counts);
 * ``--models a,b``: the models served; any other answers 404 `model_not_found`.
 """
 
@@ -59,7 +59,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                        help="share of choices that run to the token budget (finish_reason length)")
     group.add_argument("--ignore-n", action="store_true", help="answer one choice whatever n asks (llama.cpp)")
     group.add_argument("--max-model-len", type=int, default=0,
-                       help="context length in tokens; longer prompts and budgets get vLLM's 400 (default: none)")
+                       help="context length in tokens; a longer prompt gets vLLM's 400, a longer budget OpenAI's (default: none)")
     group.add_argument("--models", default="", help="comma-separated served models; others get 404 (default: any)")
 
 
@@ -72,13 +72,22 @@ def is_reasoning(rules: ModelRules, model: str) -> bool:
     return rules.reasoning and bool(_REASONING_FAMILY.match(model.rsplit("/", 1)[-1].lower()))
 
 
+Refused = tuple[int, dict[str, Any]]  # HTTP status and error body
+
+
 def refusal(rules: ModelRules, body: dict[str, Any], model: str, prompt_tokens: int) -> web.Response | None:
     """The 4xx this server answers to `body` before generating anything, or None."""
-    from rollkit.emulator.shapes import error_response
+    from rollkit.emulator.shapes import json_response
 
+    refused = refused_body(rules, body, model, prompt_tokens)
+    return json_response(*refused) if refused is not None else None
+
+
+def refused_body(rules: ModelRules, body: dict[str, Any], model: str, prompt_tokens: int) -> Refused | None:
+    """The status and error body of `refusal`: a Batch API line gets them in its error file."""
     if rules.models and model not in rules.models:
-        return error_response(404, f"The model `{model}` does not exist or you do not have access to it.",
-                              "invalid_request_error", None, "model_not_found")
+        return _refused(404, f"The model `{model}` does not exist or you do not have access to it.",
+                        "invalid_request_error", None, "model_not_found")
     if is_reasoning(rules, model):
         refused = _reasoning_refusal(body)
         if refused is not None:
@@ -88,39 +97,44 @@ def refusal(rules: ModelRules, body: dict[str, Any], model: str, prompt_tokens: 
     return None
 
 
-def _reasoning_refusal(body: dict[str, Any]) -> web.Response | None:
-    from rollkit.emulator.shapes import error_response
+def _refused(status: int, message: str, type_: str, param: str | None, code: str | int) -> Refused:
+    from rollkit.emulator.shapes import error_body
 
+    return status, error_body(message, type_, param, code)
+
+
+def _reasoning_refusal(body: dict[str, Any]) -> Refused | None:
     for name in _REFUSED:
         if body.get(name) is not None and body.get(name) is not False:
             hint = " Use 'max_completion_tokens' instead." if name == "max_tokens" else ""
-            return error_response(400, f"Unsupported parameter: '{name}' is not supported with this model.{hint}",
-                                  "invalid_request_error", name, "unsupported_parameter")
+            return _refused(400, f"Unsupported parameter: '{name}' is not supported with this model.{hint}",
+                            "invalid_request_error", name, "unsupported_parameter")
     for name, default in _DEFAULT_ONLY.items():
         value = body.get(name)
         if value is not None and value != default:
-            return error_response(400, f"Unsupported value: '{name}' does not support {value} with this model. "
-                                       f"Only the default ({default}) value is supported.",
-                                  "invalid_request_error", name, "unsupported_value")
+            return _refused(400, f"Unsupported value: '{name}' does not support {value} with this model. "
+                                 f"Only the default ({default}) value is supported.",
+                            "invalid_request_error", name, "unsupported_value")
     return None
 
 
-def _context_refusal(body: dict[str, Any], max_model_len: int, prompt_tokens: int) -> web.Response | None:
-    """vLLM's two refusals (`BadRequestError`, code 400): a prompt over the context, and a budget over it
-    (a prompt plus a budget over the context is accepted: the answer stops at the context)."""
-    from rollkit.emulator.shapes import error_response
-
+def _context_refusal(body: dict[str, Any], max_model_len: int, prompt_tokens: int) -> Refused | None:
+    """A prompt over the context gets vLLM's 400 (`BadRequestError`, code 400); a budget over it gets
+    OpenAI's, whose message carries the request's own counts, so it differs from request to request
+    (a prompt plus a budget within the context each is accepted: the answer stops at the context)."""
     if prompt_tokens > max_model_len:
-        return error_response(400, f"This model's maximum context length is {max_model_len} tokens. However, "
-                                   f"your prompt contains at least {max_model_len + 1} input tokens, which exceeds "
-                                   "the limit. Please reduce the length of the input messages.",
-                              "BadRequestError", None, 400)
+        return _refused(400, f"This model's maximum context length is {max_model_len} tokens. However, "
+                             f"your prompt contains at least {max_model_len + 1} input tokens, which exceeds "
+                             "the limit. Please reduce the length of the input messages.",
+                        "BadRequestError", None, 400)
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if value is not None and value > max_model_len:
-            return error_response(400, f"{name}={value} cannot be greater than max_model_len={max_model_len}. "
-                                       "Please request fewer output tokens.",
-                                  "BadRequestError", None, 400)
+            return _refused(400, f"This model's maximum context length is {max_model_len} tokens. However, "
+                                 f"you requested {prompt_tokens + value} tokens ({prompt_tokens} in the "
+                                 f"messages, {value} in the completion). Please reduce the length of the "
+                                 "messages or completion.",
+                            "invalid_request_error", "messages", "context_length_exceeded")
     return None
 
 

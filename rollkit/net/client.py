@@ -38,7 +38,7 @@ from rollkit.content.images import image_size
 from rollkit.content.tokens import completion_allowance, count_messages
 from rollkit.net.endpoints import EndpointPool, EndpointState, env_proxy
 from rollkit.net.pricing import usage_cost
-from rollkit.net.refusals import FirstWave, RefusalWatch, Signature, probe_body
+from rollkit.net.refusals import FirstWave, RefusalWatch, Signature, probe_body, signature
 from rollkit.net.secrets import redact
 from rollkit.store.journal import RequestJournal, request_key
 
@@ -317,7 +317,7 @@ class ChatClient:
             return
         self._first_wave.refused = True
         if await watch.is_uniform(refused.refusal, lambda: self._probe_refusal(state, body)):
-            status, code, message = refused.refusal
+            status, code, message = refused.refusal[:3]
             raise UniformRefusal(
                 f"{state.endpoint.describe()} refuses the request itself, so it would refuse every record: "
                 f"HTTP {status} {code or ''}: {message}. Nothing was written off; fix the command and run "
@@ -336,7 +336,7 @@ class ChatClient:
             return None
         if status < 400 or status == 429 or status >= 500:
             return None
-        return (status, *_error_fields(raw))
+        return signature(status, raw)
 
     async def _send_with_retries(self, body: dict, cost: float) -> dict:
         """Transient failures retry with jittered exponential backoff. Only those of an endpoint
@@ -505,7 +505,7 @@ class ChatClient:
             code, message = _error_fields(raw)
             reason = endpoint.adapter.error_reason(status, code)
             raise PermanentError(reason, f"{endpoint.name}: HTTP {status} {code or ''} {message}".strip(),
-                                 (status, code, message), state)
+                                 signature(status, raw), state)
         try:
             data = json.loads(raw)
             if not isinstance(data.get("choices"), list) or not data["choices"]:

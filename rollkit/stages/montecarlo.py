@@ -72,6 +72,7 @@ class RolloutParams:
     use_n: bool = True
     seeded: bool = True
     max_image_side: int | None = None
+    drop_truncated: bool = False  # leave rollouts cut off at the token budget out (default: keep them)
     # (name, text, source) of templates given with --prompt-file; the others are rollkit/prompts/ files
     templates: tuple[tuple[str, str, str], ...] = ()
 
@@ -281,10 +282,8 @@ class StepScorer:
         return texts
 
 
-def parse_problem(solution: Solution, finish_reason: str | None, params: RolloutParams) -> str | None:
-    """Why a rollout cannot be scored, or None."""
-    if finish_reason == "length":
-        return f"the rollout was cut off at --max-tokens {params.max_tokens}"
+def parse_problem(solution: Solution, params: RolloutParams) -> str | None:
+    """Why a rollout that ran to its end cannot be scored, or None."""
     if not solution.parsed:
         return solution.reason
     for label, found, limit in (("perception", solution.perception_steps, params.max_perception_steps),
@@ -334,22 +333,30 @@ async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, s
     text, finish = result.texts[request.choice], result.finish_reasons[request.choice]
     if finish == "content_filter":
         return Outcome(error_reason="content_filter", message="rollout: the reply was filtered")
+    # Cut off at the token budget is not a parse failure: it is recorded as cut off (finish_reason
+    # length, kept unscored as it stands) or, with --drop-truncated, left out before anything is judged.
+    truncated = finish == "length"
+    if truncated and params.drop_truncated:
+        return Outcome(error_reason="length", truncated=True,
+                       message=f"the rollout was cut off at --max-tokens {params.max_tokens} and --drop-truncated "
+                               "left it out; raise --max-tokens")
     predicted = parse_answer(text, params.answer_format)
     solution = parse_solution(text)
-    problem = parse_problem(solution, finish, params)
+    problem = None if truncated else parse_problem(solution, params)
     question = strip_image_tokens(question_text(record))
     scorer = StepScorer(calls, params, messages, solution, eid, truth, question)
     steps: list[dict] = []
     try:
         correct = bool(await answer_is_right(text, truth, params, question))
-        if problem is None:
+        if problem is None and not truncated:
             steps = await score_steps(scorer, correct)
     except (ProbeFailed, JudgeFailed) as exc:
         return Outcome(error_reason=exc.reason, message=str(exc))
     usage = usage_share(result.usage, request.choice, params.num_rollouts if params.use_n else 1)
     usage = {name: value + getattr(scorer.tally, name) for name, value in usage.items()}
-    return Outcome(record={
-        "response": text, "steps_with_score": steps, "first_incorrect_step": first_zero_step(steps),
+    return Outcome(truncated=truncated, record={
+        "response": text, "finish_reason": finish, "steps_with_score": steps,
+        "first_incorrect_step": first_zero_step(steps),
         "parsing_failed": problem is not None, "parsing_failed_reason": problem,
         "predicted_answer": predicted, "is_correct": correct, "mc_mode": params.mc_mode, "num_mc": params.num_mc,
         "score_kind": "label" if params.mc_mode in HARD_LABEL_MODES else "share",

@@ -60,6 +60,7 @@ class Outcome:
     error_reason: str | None = None
     message: str | None = None
     incomplete: bool = False  # written, but some samples failed: `--retry-failed` redoes it
+    truncated: bool = False  # the answer stopped at the token budget (written as it stands, or left out)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class StageCounts:
     duplicates: int = 0
     bad_input: int = 0
     failed: int = 0
+    truncated: int = 0  # records whose answer stopped at the token budget, written or left out
     failures: Counter = field(default_factory=Counter)
 
 
@@ -195,6 +197,7 @@ class StageRunner:
                             reason=outcome.error_reason, message=outcome.message, **unit_field)
             self.counts.failed += 1
             self.counts.failures[outcome.error_reason] += 1
+        self.counts.truncated += outcome.truncated
         self._show_progress()
 
     def _show_progress(self) -> None:
@@ -227,7 +230,7 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"{summary['stage']} summary",
         f"  records   {c['seen']} read: {c['written']} written ({c['incomplete']} incomplete), "
         f"{c['already_done']} already done, {c['duplicates']} duplicates, {c['bad_input']} bad input, "
-        f"{c['failed']} failed",
+        f"{c['failed']} failed" + (f"; {c['truncated']} cut off at the token budget" if c.get("truncated") else ""),
         f"  failures  {failures}",
         f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
         f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",

@@ -42,6 +42,7 @@ SERVERS = {
     "expire": ["--batch-time-scale", "0.05", "--batch-fault-expire", "1"],
     "stall": ["--batch-time-scale", "0.05", "--batch-fault-stall", "1"],
     "lines": ["--batch-time-scale", "0.05", "--batch-fault-line-500", "0.4", "--batch-fault-content-filter", "0.3"],
+    "reasoning": ["--batch-time-scale", "0.05", "--reasoning-rules"],
 }
 
 
@@ -233,3 +234,27 @@ def test_line_faults_500s_and_content_filter_refusals(urls):
     assert again == refused
     stats = get_stats(urls["lines"])["batch"]
     assert list(stats["uploads_by_sha256"].values()) == [2] and stats["faults"]["content_filter"] == 2 * len(refused)
+
+
+def test_a_reasoning_models_rules_hold_for_batch_lines_as_online(urls):
+    """The Batch API refuses what the online route refuses: a line with `temperature` or `max_tokens`
+    for o4-mini gets the same 400 body in the error file; the others are answered, with reasoning."""
+    client = oai(urls["reasoning"])
+    extra = {"hot": {"temperature": 0.7}, "old": {"max_tokens": 50}, "fine": {"max_completion_tokens": 400}}
+    rows = [{"custom_id": name, "method": "POST", "url": "/v1/chat/completions",
+             "body": {"model": "o4-mini", "messages": [{"role": "user", "content": f"Say hello {name}."}], **params}}
+            for name, params in extra.items()]
+    batch = run_batch(client, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert batch.status == "completed" and (batch.request_counts.completed, batch.request_counts.failed) == (1, 2)
+    errors = {e["custom_id"]: e for e in content_lines(client, batch.error_file_id)}
+    assert set(errors) == {"hot", "old"} and all(e["error"] is None for e in errors.values())
+    for row in rows[:2]:
+        with pytest.raises(openai.BadRequestError) as online:
+            client.chat.completions.create(**row["body"])
+        response = errors[row["custom_id"]]["response"]
+        assert response["status_code"] == 400 and response["body"]["error"] == online.value.body
+    assert errors["hot"]["response"]["body"]["error"]["code"] == "unsupported_value"
+    assert errors["old"]["response"]["body"]["error"]["param"] == "max_tokens"
+    answered = content_lines(client, batch.output_file_id)
+    assert [x["custom_id"] for x in answered] == ["fine"]
+    assert answered[0]["response"]["body"]["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0

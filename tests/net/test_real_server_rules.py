@@ -98,22 +98,28 @@ def test_a_mistyped_model_stops_the_run_and_the_fixed_command_does_every_record(
 
 
 def test_a_budget_over_the_context_stops_and_a_prompt_over_it_is_one_records_error(tmp_path):
-    questions = write_questions(tmp_path / "q.jsonl", 12)
-    long_one = {"uid": "long", "question": "Count the words. " + "word " * 700, "answer": "700"}
+    """Each refusal of the budget names its own request's token counts (OpenAI's wording): the
+    probe's differs from the first's in its numbers only, and is the same refusal."""
+    questions = write_questions(tmp_path / "q.jsonl", 40)
+    long_one = {"uid": "long", "question": "Count the words. " + "word " * 3100, "answer": "3100"}
     with open(questions, "a") as f:
         f.write(json.dumps(long_one) + "\n")
     over, fine = tmp_path / "over.jsonl", tmp_path / "fine.jsonl"
-    with run_emulator("--max-model-len", "600") as url:
-        refused = run_script("sampling.py", *sampling_args(url, questions, over, "--max-tokens", "1000"))
+    with run_emulator("--max-model-len", "3000") as url:
+        refused = run_script("sampling.py", *sampling_args(url, questions, over, "--max-tokens", "8000",
+                                                           "--concurrency", "64"))
+        received = get_stats(url)["requests"]
         done = run_script("sampling.py", *sampling_args(url, questions, fine, "--max-tokens", "200",
-                                                        "--concurrency", "1"))
+                                                        "--concurrency", "64"))
     assert refused.returncode == 2, refused.stderr
-    assert "max_completion_tokens=1000 cannot be greater than max_model_len=600" in refused.stderr
+    assert "maximum context length is 3000 tokens. However, you requested" in refused.stderr
+    assert "Nothing was written off" in refused.stderr
+    assert received <= 10  # the first wave and the probe, whatever the concurrency
     assert not read_jsonl(over) and not read_jsonl(f"{over}.errors.jsonl")
     assert done.returncode == 0, done.stderr
     errors = read_jsonl(f"{fine}.errors.jsonl")
-    assert len(read_jsonl(fine)) == 12 and [e["reason"] for e in errors] == ["http_400"]
-    assert "maximum context length is 600 tokens" in errors[0]["message"]
+    assert len(read_jsonl(fine)) == 40 and [e["reason"] for e in errors] == ["http_400"]
+    assert "your prompt contains at least 3001 input tokens" in errors[0]["message"]
 
 
 def test_servers_that_ignore_n_lose_no_sample(tmp_path):
@@ -160,6 +166,38 @@ def test_answers_cut_off_at_the_budget_are_kept_with_their_siblings(tmp_path, re
     left = read_jsonl(dropped)
     assert sum(3 - len(r["generated_answers"]) for r in left) == sum(r["cut_off_candidates"] for r in left) > 0
     assert all(c.get("dropped") for r in left for c in r["candidates"] if c["finish_reason"] == "length")
+
+
+def test_rollouts_cut_off_at_the_budget_are_recorded_as_cut_off_not_as_parse_failures(tmp_path):
+    questions = write_questions(tmp_path / "q.jsonl", 8)
+    kept, dropped = tmp_path / "kept.jsonl", tmp_path / "dropped.jsonl"
+
+    def rollout(url, output, *extra):
+        return run_script("rollout.py", "--input", str(questions), "--output", str(output), "--base-url", f"{url}/v1",
+                          "--model_name", "policy", "--num-rollouts", "3", "--num-mc", "2", "--max-tokens", "600",
+                          "--scoring-mode", "vqav2_num_str_only_score", "--concurrency", "8",
+                          "--request-timeout", "10", *extra)
+    with run_emulator("--ramble", "0.4") as url:
+        done = rollout(url, kept)
+        without = rollout(url, dropped, "--drop-truncated")
+    assert done.returncode == without.returncode == 0, done.stderr + without.stderr
+    records = read_jsonl(kept)
+    cut = {r["rollout_id"] for r in records if r["finish_reason"] == "length"}
+    assert len(records) == 24 and 0 < len(cut) < 24 and not read_jsonl(f"{kept}.errors.jsonl")
+    for record in records:
+        if record["rollout_id"] in cut:  # kept as it stands, unscored, and not called a parse failure
+            assert not record["parsing_failed"] and record["parsing_failed_reason"] is None
+            assert record["steps_with_score"] == [] and record["first_incorrect_step"] is None
+        else:
+            assert record["finish_reason"] == "stop" and record["steps_with_score"]
+    assert summary_of(kept)["records"]["truncated"] == len(cut) and f"{len(cut)} cut off at the token budget" in done.stderr
+    # --drop-truncated: the same rollouts are left out, to the errors file, counted the same way
+    left, errors = read_jsonl(dropped), read_jsonl(f"{dropped}.errors.jsonl")
+    assert {r["rollout_id"] for r in left} == {r["rollout_id"] for r in records} - cut
+    assert {e["rollout_id"] for e in errors} == cut and {e["reason"] for e in errors} == {"length"}
+    assert "--drop-truncated left it out" in errors[0]["message"]
+    summary = summary_of(dropped)["records"]
+    assert summary["truncated"] == summary["failures"]["length"] == len(cut)
 
 
 def test_each_kind_names_the_budget_its_servers_read_and_reasoning_models_get_no_sampling_parameters():

@@ -82,6 +82,8 @@ def test_rollouts_the_model_cannot_format_are_recorded_as_parse_failures(vllm, t
         if rollout["parsing_failed"]:
             assert rollout["parsing_failed_reason"] and rollout["steps_with_score"] == []
             assert rollout["is_correct"] is False
+        if rollout["finish_reason"] == "length":  # cut off at --max-tokens: recorded as such, unscored
+            assert not rollout["parsing_failed"] and rollout["steps_with_score"] == []
 
 
 def test_a_model_name_typo_stops_quickly_and_writes_nothing_off(vllm, tmp_path):
