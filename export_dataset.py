@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
-from rollkit.cli.common import add_image_root_flag, setup_logging
+from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, setup_logging
 from rollkit.content.inputs import InputError
 from rollkit.export.formats import DEFAULT_PLACEHOLDER, FORMATS
 from rollkit.export.labels import POLICIES, Policy
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    honour_ctrl_c()
     settings = settings_from(parser, args)
     try:
         counts = Exporter(settings).run()

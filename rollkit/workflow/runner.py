@@ -7,6 +7,9 @@ as long as nothing before it (for that dataset) ran again;
 a stage that was cut off runs again and resumes by itself (journal, ledger, result logs), so a
 crash anywhere costs at most the requests that were in flight. Children die with the pipeline
 (Linux: PR_SET_PDEATHSIG), so a killed pipeline leaves no stage running on its own.
+
+Ctrl-C (or `kill -INT` on the pipeline) reaches the running stage exactly once, through the
+pipeline, and the pipeline waits while the stage saves what it finished and says so (run_stage).
 """
 
 from __future__ import annotations
@@ -48,6 +51,27 @@ def _command(stage: Stage) -> list[str]:
     return [sys.executable, str(ROOT / stage.argv[0]), *stage.argv[1:]]
 
 
+def run_stage(stage: Stage) -> int:
+    """Run one stage to its end and return its exit status; KeyboardInterrupt once it ended if the
+    pipeline was interrupted meanwhile. subprocess.run would SIGKILL the stage a quarter second
+    after a Ctrl-C, cutting off its own Ctrl-C handling (its summary, the batches it leaves
+    running); and a `kill -INT` on the pipeline alone would never reach the stage. So the stage
+    runs in a process group of its own, out of the terminal's reach, and each SIGINT the pipeline
+    gets is passed on to it once."""
+    process = subprocess.Popen(_command(stage), cwd=ROOT, preexec_fn=_die_with_parent, process_group=0)
+    interrupted = False
+    while True:
+        try:
+            code = process.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+            process.send_signal(signal.SIGINT)
+    if interrupted:
+        raise KeyboardInterrupt
+    return code
+
+
 def _done_before(config: RunConfig, stage: Stage) -> bool:
     try:
         return json.loads(state_path(config, stage).read_text()) == stage.fingerprint()
@@ -74,7 +98,7 @@ def run_plan(config: RunConfig) -> int:
             print(f"== {label}: done in an earlier run, skipped", flush=True)
             continue
         print(f"== {label}: {' '.join(stage.argv)}", flush=True)
-        code = subprocess.run(_command(stage), cwd=ROOT, preexec_fn=_die_with_parent).returncode
+        code = run_stage(stage)
         if code != 0:
             status = exit_status(code)
             why = "stopped by an outage" if status == OUTAGE else f"failed (exit status {code})"
