@@ -58,7 +58,7 @@ from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, summ
 from rollkit.export.split import parse_splits
 from rollkit.export.view import AnswerCheck
 from rollkit.export.visualprm import CHAT_SCHEMAS, ERROR_SECTIONS, PromptFileError, StepTokens, system_prompt
-from rollkit.stages.runner import save_json
+from rollkit.store.atomic import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(summary_lines(counts, settings)))
-    save_json(f"{args.output}.summary.json", {"stage": "export", **counts.as_dict()})
+    write_json(f"{args.output}.summary.json", {"stage": "export", **counts.as_dict()})
     if counts.records == 0:
         print("error: no readable rollout in the input", file=sys.stderr)
         return 2

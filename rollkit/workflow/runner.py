@@ -33,7 +33,7 @@ from rollkit.content.images import ImageError
 from rollkit.content.inputs import iter_inputs
 from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
-from rollkit.stages.runner import save_json
+from rollkit.store.atomic import write_json
 from rollkit.workflow.config import RunConfig
 from rollkit.workflow.plan import ROOT, Stage, build_plan, paths, state_path
 
@@ -87,7 +87,7 @@ def exit_status(code: int) -> int:
 def run_plan(config: RunConfig) -> int:
     (config.root / "pipeline_state").mkdir(parents=True, exist_ok=True)
     stages = build_plan(config)
-    save_json(config.root / "pipeline.config.json", {
+    write_json(config.root / "pipeline.config.json", {
         "config_file": str(config.path), "config": config.raw,
         "stages": [{"name": s.name, "dataset": s.dataset, "argv": s.argv} for s in stages]})
     reran: set[str | None] = set()
@@ -104,7 +104,7 @@ def run_plan(config: RunConfig) -> int:
             why = "stopped by an outage" if status == OUTAGE else f"failed (exit status {code})"
             print(f"pipeline: {label} {why}; run the same command again to resume", file=sys.stderr)
             return status
-        save_json(state_path(config, stage), stage.fingerprint())
+        write_json(state_path(config, stage), stage.fingerprint())
         reran.add(stage.dataset)
     print(f"pipeline: every stage done; outputs below {config.root}")
     return 0
