@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
 from rollkit.stages.runner import save_json
 from rollkit.workflow.config import RunConfig
-from rollkit.workflow.plan import ROOT, Stage, build_plan, paths, state_path
+from rollkit.workflow.plan import Stage, build_plan, paths, state_path
 
 OUTAGE = 3
 
@@ -44,8 +45,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def _command(stage: Stage) -> list[str]:
-    return [sys.executable, str(ROOT / stage.argv[0]), *stage.argv[1:]]
+def _command(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", *argv]
+
+
+def _child_env() -> dict[str, str]:
+    """The stages import the same rollkit as the pipeline, wherever it lives and whatever the folder."""
+    import rollkit
+
+    home = str(Path(rollkit.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (home, os.environ.get("PYTHONPATH"))))}
 
 
 def _done_before(config: RunConfig, stage: Stage) -> bool:
@@ -74,7 +83,7 @@ def run_plan(config: RunConfig) -> int:
             print(f"== {label}: done in an earlier run, skipped", flush=True)
             continue
         print(f"== {label}: {' '.join(stage.argv)}", flush=True)
-        code = subprocess.run(_command(stage), cwd=ROOT, preexec_fn=_die_with_parent).returncode
+        code = subprocess.run(_command(stage.argv), env=_child_env(), preexec_fn=_die_with_parent).returncode
         if code != 0:
             status = exit_status(code)
             why = "stopped by an outage" if status == OUTAGE else f"failed (exit status {code})"
@@ -90,7 +99,7 @@ def run_plan(config: RunConfig) -> int:
 
 
 def _captured(argv: list[str]) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(_command(argv), capture_output=True, text=True, env=_child_env())
     return (done.stdout + (done.stderr if done.returncode else "")).strip()
 
 
@@ -147,7 +156,7 @@ def _verification_estimate(stage: Stage, rollouts: Path, dataset: Path, rollout_
 
 def dry_run(config: RunConfig) -> int:
     """Print every stage's command and what it would send; call nothing, write nothing."""
-    stages = build_plan(config, cache_flags=False)
+    stages = build_plan(config)
     rollout_argv: list[str] = []
     for stage in stages:
         done = " (done in an earlier run)" if _done_before(config, stage) else ""
