@@ -54,7 +54,7 @@ from pathlib import Path
 from rollkit.batch.limits import RESULTS_DIR, target_from_flags
 from rollkit.batch.pack import PackError
 from rollkit.batch.verify_requests import PromptFileError
-from rollkit.cli.common import setup_logging
+from rollkit.cli.common import honour_ctrl_c, setup_logging
 from rollkit.content.inputs import EmptyInput, InputError, check_not_empty
 from rollkit.store.result_log import LogLockedError
 
@@ -98,6 +98,7 @@ def finish_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ar
 def run_checked(args: argparse.Namespace, run: Callable[[argparse.Namespace], None]) -> int:
     """Run `pack` or `map`; their errors as one line and an exit status (2 bad input, 1 fatal)."""
     setup_logging(args.verbose)
+    honour_ctrl_c()
     try:
         check_not_empty(args.rollouts)
         run(args)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollkit.cli.common import new_parser
+from rollkit.cli.common import honour_ctrl_c, new_parser
 from rollkit.workflow.config import ConfigError, load_config
 from rollkit.workflow.runner import dry_run, run_plan
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    honour_ctrl_c()  # its stages inherit Python's own SIGINT disposition from here on
     try:
         config = load_config(args.config)
         return dry_run(config) if args.dry_run else run_plan(config)

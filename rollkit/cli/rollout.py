@@ -47,7 +47,6 @@ from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
 from rollkit.answers.equivalence_endpoint import endpoint_judge
 from rollkit.cli import common as cli
 from rollkit.content.inputs import iter_inputs
-from rollkit.content.rollout_prompts import TEMPLATE_NAMES
 from rollkit.stages.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -56,6 +55,7 @@ from rollkit.stages.montecarlo import (
     rollout_units,
     run_rollout,
 )
+from rollkit.stages.rollout_prompts import TEMPLATE_NAMES
 from rollkit.stages.runner import StageConfig, dry_run, execute
 
 

@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rollkit.batch.verify_requests import judge_question, rollout_items
-from rollkit.content.inputs import InputItem
+from rollkit.content.inputs import InputItem, record_id
+from rollkit.content.rollouts import judge_question, rollout_items
 from rollkit.export import formats, visualprm
 from rollkit.export.labels import Labels, Policy
 from rollkit.export.pairing import WaitingRoom
 from rollkit.export.split import TRAIN, SeenRows, split_of
 from rollkit.export.view import AnswerCheck, read_rollout
 from rollkit.export.writer import RowWriter, split_path
-from rollkit.stages.runner import record_id
 from rollkit.store.result_log import dump_line
 
 log = logging.getLogger("rollkit")

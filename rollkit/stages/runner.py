@@ -289,11 +289,6 @@ def _paced(meter: dict, label: str) -> str:
     return f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
 
 
-def save_json(path: str | Path, data: dict) -> None:
-    """Written beside the outputs and replaced atomically, never edited in place."""
-    write_json(path, data)
-
-
 # The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
 OUTPUT_SCHEMA_VERSION = 2
 
@@ -361,11 +356,11 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
                              units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
         runner.open()
         stack.callback(runner.close)
-        save_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
+        write_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
                                             "entry_id_version": ENTRY_ID_VERSION, **c.flags})
         await runner.run(items, make_process(clients), count_inputs(c.inputs, start=c.start, end=c.end))
         summary = runner.summary()
-    save_json(f"{output}.summary.json", summary)
+    write_json(f"{output}.summary.json", summary)
     print_summary(summary)
     return summary
 
