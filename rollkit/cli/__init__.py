@@ -12,8 +12,10 @@ rollkit.workflow (to check flags) and the Python API in rollkit/__init__.py.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
+from collections.abc import Mapping
 from types import ModuleType
 
 # verb -> (module, one line for `rollkit --help`)
@@ -36,6 +38,40 @@ VERBS: dict[str, tuple[str, str]] = {
 def verb_module(verb: str) -> ModuleType:
     """The module of `verb` (its `build_parser` and `main`); KeyError for an unknown verb."""
     return importlib.import_module(VERBS[verb][0])
+
+
+class UnknownFlag(ValueError):
+    """A flag the verb's parser does not have (a config key with a typo, a flag of another verb)."""
+
+
+@functools.cache
+def verb_flags(verb: str) -> frozenset[str]:
+    """Every `--flag` of `verb`, read off its own parser (the one truth)."""
+    parser = verb_module(verb).build_parser()
+    # argparse keeps no public list of a parser's options; _actions is the one every tool reads
+    return frozenset(flag for action in parser._actions for flag in action.option_strings if flag.startswith("--"))
+
+
+def flag_argv(verb: str, flags: Mapping[str, object], where: str, name: str | None = None) -> list[str]:
+    """`{"num-rollouts": 4, "no-n": True}` -> ["--num-rollouts", "4", "--no-n"], each key found among the
+    verb's flags spelled with dashes or underscores; `True` gives a switch, `False` and `None` leave the
+    flag out, a list or tuple gives several values. UnknownFlag names `where` and the command (`name`)."""
+    known = verb_flags(verb)
+    argv: list[str] = []
+    for key, value in flags.items():
+        flag = next((f for f in (f"--{key}", f"--{key.replace('_', '-')}", f"--{key.replace('-', '_')}")
+                     if f in known), None)
+        if flag is None:
+            raise UnknownFlag(f"{where}: {name or f'rollkit {verb}'} has no flag --{key}")
+        if value is True:
+            argv.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list | tuple):
+            argv += [flag, *map(str, value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:

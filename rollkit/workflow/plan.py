@@ -11,7 +11,6 @@ run's root:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,36 +41,17 @@ class Stage:
         return {"argv": self.argv, "source": [str(self.source), info.st_size, info.st_mtime_ns]}
 
 
-@functools.cache
-def script_flags(stage: str) -> frozenset[str]:
-    """Every `--flag` of the stage's verb, read off its own parser (the one truth)."""
-    from rollkit.cli import verb_module  # the verbs' modules, imported once the plan needs them
-
-    parser = verb_module(stage).build_parser()
-    # argparse keeps no public list of a parser's options; _actions is the documented-by-use one
-    return frozenset(flag for action in parser._actions for flag in action.option_strings if flag.startswith("--"))
-
-
 def flag_args(stage: str, flags: dict, where: str) -> list[str]:
     """`{"num-rollouts": 4, "no-n": true}` -> ["--num-rollouts", "4", "--no-n"], checked against the verb's parser."""
-    known = script_flags(stage)
-    argv = []
-    for key, value in flags.items():
+    from rollkit.cli import UnknownFlag, flag_argv  # the verbs' parsers, imported once a plan needs them
+
+    for key in flags:
         if key in OWNED[stage] or key.replace("_", "-") in OWNED[stage]:
             raise ConfigError(f"{where}: {key} is set by the pipeline (it links the stages)")
-        flag = next((f for f in (f"--{key}", f"--{key.replace('_', '-')}", f"--{key.replace('-', '_')}")
-                     if f in known), None)
-        if flag is None:
-            raise ConfigError(f"{where}: {SCRIPTS[stage]} has no flag --{key}")
-        if value is True:
-            argv.append(flag)
-        elif value is False:
-            continue
-        elif isinstance(value, list):
-            argv += [flag, *map(str, value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
+    try:
+        return flag_argv(stage, flags, where, name=SCRIPTS[stage])
+    except UnknownFlag as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def _flags(config: RunConfig, dataset: Dataset, stage: str) -> dict:
