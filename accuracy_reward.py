@@ -1,72 +1,17 @@
-"""Parse an answer out of a model response and check it against the ground truth.
+"""The seed's accuracy_reward.py: `rollkit check-answer` (rollkit/cli/check_answer.py), and the answer
+checks of rollkit.answers for `from accuracy_reward import parse_answer, check_answer, get_mode`."""
 
-Library use (the logic lives in ``rollkit.answers``)::
-
-    from accuracy_reward import parse_answer, check_answer, get_mode
-    pred = parse_answer(response, "correct_answer")
-    reward = check_answer(pred, "2", get_mode("vqav2_4k"))   # 0 or 1
-
-Command line, printing the parsed answer and the 0/1 result as one JSON line::
-
-    python accuracy_reward.py --pred '<correct_answer>$\\boxed{two}$</correct_answer>' --gt 2 --mode vqa_score
-    python accuracy_reward.py --pred '(B) a cat' --gt B --mode mc_score,vqa_score --format mc_letter
-    python accuracy_reward.py --pred 'Answer: 1,000' --gt 1000 --dataset chartqa_test
-"""
-
-from __future__ import annotations
-
-import argparse
-import json
-import sys
-
-from rollkit.answers import (
+from rollkit.answers import (  # noqa: F401  (the seed's library names)
     anls_similarity,
-    answer_formats,
     check_answer,
     check_answer_async,
     get_mode,
     parse_answer,
     register_format,
     register_mode,
-    scoring_modes,
     set_llm_judge,
 )
-
-__all__ = [
-    "anls_similarity",
-    "check_answer",
-    "check_answer_async",
-    "get_mode",
-    "parse_answer",
-    "register_format",
-    "register_mode",
-    "set_llm_judge",
-]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--pred", required=True, help="the model response (or a bare answer)")
-    parser.add_argument("--gt", required=True, action="append", help="ground truth; repeat for alternatives")
-    parser.add_argument("--mode", help=f"comma-separated scoring modes: {', '.join(scoring_modes())}")
-    parser.add_argument("--dataset", help="pick the modes from a dataset name instead of --mode")
-    parser.add_argument(
-        "--format", default="auto", choices=answer_formats(), help="answer format (default auto)"
-    )
-    args = parser.parse_args(argv)
-    if bool(args.mode) == bool(args.dataset):
-        parser.error("give exactly one of --mode and --dataset")
-    modes = args.mode.split(",") if args.mode else get_mode(args.dataset)
-    parsed = parse_answer(args.pred, args.format)
-    try:
-        correct = check_answer(parsed, args.gt, modes)
-    except ValueError as exc:
-        parser.error(str(exc))
-    print(json.dumps({"parsed": parsed, "modes": modes, "correct": correct}, ensure_ascii=False))
-    return 0
-
+from rollkit.cli.check_answer import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

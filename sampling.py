@@ -1,57 +1,6 @@
-r"""Sample N candidate answers per question (stage 1 of rejection sampling).
+"""The seed's sampling.py: `rollkit sample` (rollkit/cli/sample.py), run from the repo root as before."""
 
-    python sampling.py --input_file data/input.json --output_file data/sampled.jsonl \
-        --model_name my-model --port 31415 --concurrent_requests 10 --answers_per_question 10
-
-Any OpenAI-compatible server: `--base-url http://host:8000/v1` (key from OPENAI_API_KEY or the
-variable named by `--api-key-env`); many endpoints: `--endpoints endpoints.toml`. Resumable: run the
-same command again after a crash; finished records are skipped and paid replies are replayed.
-"""
-
-from __future__ import annotations
-
-import argparse
-import sys
-
-from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
-from rollkit.stages.rejection import SamplingParams, sample_candidates, sampling_bodies, sampling_outcome
-from rollkit.stages.runner import StageConfig, dry_run, execute
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_io_flags(parser)
-    parser.add_argument("--model_name", "--model", dest="model", required=True, help="model to sample from")
-    parser.add_argument("--port", type=int, help="local vLLM/SGLang server on 127.0.0.1:PORT")
-    parser.add_argument("--cache_file", help="request journal (default: OUTPUT.journal.jsonl)")
-    cli.add_sampling_flags(parser)
-    cli.add_endpoint_flags(parser)
-    cli.add_run_flags(parser)
-    return parser.parse_args(argv)
-
-
-async def main(args: argparse.Namespace) -> int:
-    params = SamplingParams(args.model, args.n, args.temperature, args.max_tokens, not args.no_seed,
-                            args.max_image_side, cli.endpoints_take_n(args),
-                            drop_truncated=args.drop_truncated)
-    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
-    if args.dry_run:
-        dry_run(items, lambda item, eid: sampling_bodies(item.record, item.source, eid, params),
-                args.model, args.price_in, args.price_out)
-        return 0
-    pools = {"generator": cli.build_pool(args, args.model, args.port)}
-
-    def make_process(clients):
-        async def process(item, eid):
-            return sampling_outcome(await sample_candidates(clients["generator"], item.record, item.source,
-                                                            eid, params))
-        return process
-
-    await execute("sampling", StageConfig.from_args(args), items, pools, make_process)
-    return 0
-
+from rollkit.cli.sample import main
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    sys.exit(cli.run_main(main(arguments), arguments.verbose))
+    raise SystemExit(main())

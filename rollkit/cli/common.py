@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 
 from rollkit.content.inputs import EmptyInput, InputError
 from rollkit.net.client import (
@@ -39,6 +40,24 @@ from rollkit.stages.runner import NothingUseful
 from rollkit.store.result_log import LogLockedError
 
 log = logging.getLogger("rollkit")
+
+
+def prog(verb: str, script: str) -> str:
+    """The name usage lines and hints show: the seed's script when it is what runs (`python rollout.py`),
+    else `rollkit VERB` (the console command, `python -m rollkit` and the Python API)."""
+    return script if Path(sys.argv[0]).name == script else f"rollkit {verb}"
+
+
+def command_line(verb: str, script: str) -> str:
+    """How to run this verb again, for hints: `python rollout.py` or `rollkit rollout`."""
+    name = prog(verb, script)
+    return f"python {name}" if name == script else name
+
+
+def new_parser(verb: str, script: str, description: str | None) -> argparse.ArgumentParser:
+    """A verb's parser, its module docstring as the description (kept as written)."""
+    return argparse.ArgumentParser(prog=prog(verb, script), description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_endpoint_flags(parser: argparse.ArgumentParser, prefix: str = "", rate_limits: bool = True) -> None:

@@ -1,7 +1,7 @@
 """A local OpenAI/Azure-compatible chat-completions server with seeded synthetic answers.
 
-Run it with ``python -m rollkit.emulator --help``; start it from tests with
-``rollkit.emulator.testing.run_emulator``. The ground truth of its answers is public:
+Run it with ``rollkit emulator --help`` (or ``python -m rollkit.emulator``; its flags are in
+`command.py`); start it from tests with ``rollkit.emulator.testing.run_emulator``. The ground truth of its answers is public:
 `truth_for_question`, `is_bad_step`, `first_wrong_step` (see `policy.py`), and `request_key`
 (the key of `GET /_emulator/stats`).
 """

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
 from rollkit.store.atomic import write_json
 from rollkit.workflow.config import RunConfig
-from rollkit.workflow.plan import ROOT, Stage, build_plan, paths, state_path
+from rollkit.workflow.plan import Stage, build_plan, paths, state_path
 
 OUTAGE = 3
 
@@ -47,8 +48,16 @@ def _die_with_parent() -> None:
         pass
 
 
-def _command(stage: Stage) -> list[str]:
-    return [sys.executable, str(ROOT / stage.argv[0]), *stage.argv[1:]]
+def _command(argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", *argv]
+
+
+def _child_env() -> dict[str, str]:
+    """The stages import the same rollkit as the pipeline, wherever it lives and whatever the folder."""
+    import rollkit
+
+    home = str(Path(rollkit.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (home, os.environ.get("PYTHONPATH"))))}
 
 
 def run_stage(stage: Stage) -> int:
@@ -58,7 +67,8 @@ def run_stage(stage: Stage) -> int:
     running); and a `kill -INT` on the pipeline alone would never reach the stage. So the stage
     runs in a process group of its own, out of the terminal's reach, and each SIGINT the pipeline
     gets is passed on to it once."""
-    process = subprocess.Popen(_command(stage), cwd=ROOT, preexec_fn=_die_with_parent, process_group=0)
+    process = subprocess.Popen(_command(stage.argv), env=_child_env(), preexec_fn=_die_with_parent,
+                               process_group=0)
     interrupted = False
     while True:
         try:
@@ -114,7 +124,7 @@ def run_plan(config: RunConfig) -> int:
 
 
 def _captured(argv: list[str]) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / argv[0]), *argv[1:]], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(_command(argv), capture_output=True, text=True, env=_child_env())
     return (done.stdout + (done.stderr if done.returncode else "")).strip()
 
 
@@ -171,7 +181,7 @@ def _verification_estimate(stage: Stage, rollouts: Path, dataset: Path, rollout_
 
 def dry_run(config: RunConfig) -> int:
     """Print every stage's command and what it would send; call nothing, write nothing."""
-    stages = build_plan(config, cache_flags=False)
+    stages = build_plan(config)
     rollout_argv: list[str] = []
     for stage in stages:
         done = " (done in an earlier run)" if _done_before(config, stage) else ""

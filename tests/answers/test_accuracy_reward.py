@@ -19,11 +19,10 @@ from rollkit.answers import (
     set_llm_judge,
     vqa_normalize,
 )
+from tests.support import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURE = (
-    Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "vqav2_seed" / "rollouts_gpt-4.1.jsonl"
-)
+FIXTURE = FIXTURES / "rollouts_gpt-4.1.jsonl"
 ROLLOUTS = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
 
 CHECKS = [

@@ -13,6 +13,7 @@ import functools
 import importlib.metadata
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,10 @@ def test_an_import_of_a_transitive_package_is_caught(tmp_path):
                       "    import packaging.version\n    import pytest\n", encoding="utf-8")
     assert undeclared(module, declared(RUNTIME)) == ["packaging (packaging)", "pytest (pytest)"]
     assert undeclared(module, declared(DEV)) == ["packaging (packaging)"]
+
+
+def test_the_package_declares_the_ranges_of_requirements_txt():
+    """`pip install rollkit` and the repo's own set-up (requirements.txt, its lock) ask for the same ranges."""
+    listed = [line.split("#", 1)[0].strip() for line in RUNTIME.read_text(encoding="utf-8").splitlines()]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert sorted(project["dependencies"]) == sorted(line for line in listed if line)
