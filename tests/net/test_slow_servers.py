@@ -53,7 +53,8 @@ def test_resending_after_a_cut_off_is_bounded_and_the_record_says_why(tmp_path):
         done = run_script("sampling.py", *sampling_args(url, questions, out, "--request-timeout", "0.5",
                                                         "--cut-off-resends", "1"))
         served = get_stats(url, with_keys=False)
-    assert done.returncode == 0, done.stderr  # each record is recorded as a permanent error
+    # each record is recorded as a permanent error, and a run where all of them failed is not a quiet 0
+    assert done.returncode == 1 and "no record done: 3 failed (cut_off 3)" in done.stderr, done.stderr
     errors = read_jsonl(f"{out}.errors.jsonl")
     assert len(errors) == 3 and {e["reason"] for e in errors} == {"cut_off"}
     assert all("possibly billed" in e["message"] and "--request-timeout" in e["message"] for e in errors)

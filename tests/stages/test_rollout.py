@@ -112,7 +112,11 @@ def test_content_filter_refusals_go_to_the_errors_file(tmp_path):
     out = tmp_path / "out.jsonl"
     with run_emulator("--fault-content-filter", "1") as url:
         done = run_script("rollout.py", *rollout_args(url, questions, out))
-    assert done.returncode == 0, done.stderr
+        again = run_script("rollout.py", *rollout_args(url, questions, out))
+    # every record refused: nothing useful written, so not a quiet 0, now or when run again
+    assert done.returncode == again.returncode == 1, done.stderr
+    assert "no record done: 6 failed (content_filter 6)" in done.stderr
+    assert "no record done: 0 failed" in again.stderr and "3 failed before" in again.stderr  # 3 questions
     assert read_jsonl(out) == []  # not written as "failed to parse", as the seed did
     errors = read_jsonl(f"{out}.errors.jsonl")
     assert {e["error_key"] for e in errors} == {e["rollout_id"] for e in errors} == expected_ids(questions)
