@@ -1,0 +1,168 @@
+"""`visualprm`: VisualPRM's process-reward conversation, one row per kept rollout.
+
+The conversation opens with a system turn (prompts/visualprm_system.txt, or --prompt-file) saying
+the model grades steps. The first user turn holds the image, the question and step 1; every
+assistant turn is one step token (good or bad, "+"/"-" by default), and every user turn after
+one holds the next step. A trainer's collator masks everything but the step tokens.
+
+Row shapes (--chat-schema):
+- `conversations` (LLaVA / InternVL / Qwen-VL fine-tuning scripts): `conversations` as
+  `{"from": "system"|"human"|"gpt", "value"}` with `<image>` in the first human turn, and `image`
+  (the path; null for a question without an image).
+- `messages` (TRL's SFTTrainer, HF processors' chat templates): `messages` as `{"role", "content"}`
+  with content parts `{"type": "image"}` / `{"type": "text", "text"}`, and `images`.
+Both carry `entry_id`, `rollout_id`, `label_policy` and `filled_steps` beside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from rollkit.content.steps import parse_solution
+from rollkit.prompts import fill, load_template, placeholders
+
+CHAT_SCHEMAS = ("conversations", "messages")
+ERROR_SECTIONS = ("all", "reasoning", "perception")
+SYSTEM_PROMPT = "visualprm_system"
+FIRST_TURN = "visualprm_first_turn"
+
+
+class PromptFileError(ValueError):
+    """A --prompt-file that cannot be the system prompt: bad usage."""
+
+
+@dataclass(frozen=True)
+class StepTokens:
+    good: str = "+"
+    bad: str = "-"
+
+    @classmethod
+    def parse(cls, text: str) -> StepTokens:
+        """`"+,-"` or `"<+>,<->"`: two different tokens without spaces; ValueError otherwise."""
+        parts = text.split(",")
+        if len(parts) != 2 or not all(parts) or parts[0] == parts[1] or any(re.search(r"\s", p) for p in parts):
+            raise ValueError(f"--step-tokens wants GOOD,BAD: two different tokens without spaces; got {text!r}")
+        return cls(parts[0], parts[1])
+
+    def clash(self, steps: list[str]) -> bool:
+        """A step holds a step token as a word of its own (`4 + 9`): a collator that unmasks every
+        such token would train on it too."""
+        words = {self.good, self.bad}
+        return any((self.good in step or self.bad in step) and not words.isdisjoint(step.split()) for step in steps)
+
+
+def system_prompt(path: str | Path | None, tokens: StepTokens) -> str:
+    """The built-in system prompt, or --prompt-file's; `{{good}}`/`{{bad}}` name the step tokens."""
+    if path is None:
+        text = load_template(SYSTEM_PROMPT)
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PromptFileError(f"--prompt-file {path}: cannot read it ({exc})") from exc
+        extra = placeholders(text) - {"good", "bad"}
+        if extra:
+            raise PromptFileError(f"--prompt-file {path}: only {{{{good}}}} and {{{{bad}}}} can be filled; "
+                                  f"it has {sorted(extra)}")
+    return fill(text, str(path or SYSTEM_PROMPT), good=tokens.good, bad=tokens.bad).strip()
+
+
+def step_marks(values: list, threshold: float) -> list[bool]:
+    """Good or bad per step: labels as they are, scores (mc-soft) above the threshold."""
+    return [v > threshold if isinstance(v, float) else bool(v) for v in values]
+
+
+def first_error_section(response: object, marks: list[bool]) -> str | None:
+    """"perception" or "reasoning" for the section of the first bad step, None when every step is
+    good, "unknown" when the response does not split into the scored steps."""
+    first = next((i for i, good in enumerate(marks) if not good), None)
+    if first is None:
+        return None
+    solution = parse_solution(response if isinstance(response, str) else "")
+    if not solution.parsed or len(solution.steps) != len(marks):
+        return "unknown"
+    return "perception" if first < len(solution.perception_steps) else "reasoning"
+
+
+def section_drop(wanted: str, section: str | None) -> str | None:
+    """Why --error-sections leaves a rollout out, or None to keep it. Rollouts without an error are
+    kept: the ablation leaves out the errors of the other section, not the sound rollouts."""
+    if wanted == "all" or section is None or section == wanted:
+        return None
+    return "error_section_unknown" if section == "unknown" else f"first_error_in_{section}"
+
+
+def _turns(question: str, steps: list[str], marks: list[bool], tokens: StepTokens) -> list[tuple[str, str]]:
+    """(role, text) pairs after the system turn; the first user text still lacks its image tags."""
+    first = fill(load_template(FIRST_TURN), FIRST_TURN, question=question, step=steps[0]).strip()
+    turns = []
+    for i, (step, good) in enumerate(zip(steps, marks, strict=True)):
+        turns.append(("user", first if i == 0 else step))
+        turns.append(("assistant", tokens.good if good else tokens.bad))
+    return turns
+
+
+def conversations_row(question: str, steps: list[str], marks: list[bool], images: list[str], system: str,
+                      tokens: StepTokens) -> dict:
+    names = {"user": "human", "assistant": "gpt"}
+    conversation = [{"from": "system", "value": system}]
+    for n, (role, text) in enumerate(_turns(question, steps, marks, tokens)):
+        value = "<image>\n" * len(images) + text if n == 0 else text
+        conversation.append({"from": names[role], "value": value})
+    return {"conversations": conversation, "image": images[0] if images else None}
+
+
+def messages_row(question: str, steps: list[str], marks: list[bool], images: list[str], system: str,
+                 tokens: StepTokens) -> dict:
+    messages = [{"role": "system", "content": [{"type": "text", "text": system}]}]
+    for n, (role, text) in enumerate(_turns(question, steps, marks, tokens)):
+        parts = [{"type": "image"} for _ in images] if n == 0 else []
+        messages.append({"role": role, "content": [*parts, {"type": "text", "text": text}]})
+    return {"messages": messages, "images": images}
+
+
+def schema(chat_schema: str) -> pa.Schema:
+    strings = pa.list_(pa.string())
+    ids = [("entry_id", pa.string()), ("rollout_id", pa.string()), ("label_policy", pa.string()),
+           ("filled_steps", pa.list_(pa.int64()))]
+    if chat_schema == "conversations":
+        turn = pa.struct([("from", pa.string()), ("value", pa.string())])
+        return pa.schema([("conversations", pa.list_(turn)), ("image", pa.string()), *ids])
+    part = pa.struct([("type", pa.string()), ("text", pa.string())])
+    message = pa.struct([("role", pa.string()), ("content", pa.list_(part))])
+    return pa.schema([("messages", pa.list_(message)), ("images", strings), *ids])
+
+
+def balance_point(rollout_id: str) -> int:
+    return int.from_bytes(hashlib.md5(rollout_id.encode("utf-8")).digest()[:8], "big")
+
+
+class Balance:
+    """--balance: as many rows with an error as without. A first pass `count`s each row's class and
+    hash point (8 bytes a row); `cut` then keeps every row of the smaller class and, of the larger,
+    the rows with the smallest points, as many as the smaller class has."""
+
+    def __init__(self) -> None:
+        self._points = {True: array("Q"), False: array("Q")}  # has an error -> points
+        self._limit: dict[bool, int] | None = None
+
+    def count(self, rollout_id: str, has_error: bool) -> None:
+        self._points[has_error].append(balance_point(rollout_id))
+
+    def cut(self) -> None:
+        keep = min(len(points) for points in self._points.values())
+        self._limit = {}
+        for cls, points in self._points.items():
+            ordered = sorted(points)
+            # rows strictly below the limit are kept; the largest point + 1 keeps a whole class
+            self._limit[cls] = ordered[keep] if keep < len(ordered) else 1 << 64
+        self._points = {True: array("Q"), False: array("Q")}
+
+    def keeps(self, rollout_id: str, has_error: bool) -> bool:
+        return balance_point(rollout_id) < self._limit[has_error]

@@ -1,0 +1,395 @@
+"""The loop every stage shares, and running one stage (`execute`, `dry_run`): stream inputs, skip what is done, bound the work in flight, write
+each result as soon as it is finished, show progress, and end with a summary.
+
+A stage supplies one coroutine, `process(item, entry_id) -> Outcome`; everything about resuming,
+errors, duplicates and counting lives here once.
+
+A stage that writes several records per input (rollout.py: one per rollout) gives `units`, which
+names the sub-ids of an entry (`<entry_id>:r0`, ...), and `id_field`, the output field they key.
+Each unit is then processed, written and resumed on its own: `process(item, unit_id)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rollkit.content.images import ImageError, image_size
+from rollkit.content.inputs import (
+    ENTRY_ID_VERSION,
+    InputItem,
+    check_not_empty,
+    count_inputs,
+    image_root_field,
+    record_id,
+)
+from rollkit.content.tokens import completion_allowance, count_messages
+from rollkit.net.client import (
+    DEFAULT_CUT_OFF_RESENDS,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    ChatClient,
+    FatalEndpointError,
+    OutageError,
+    RequestStats,
+)
+from rollkit.net.endpoints import EndpointPool
+from rollkit.net.pricing import model_price
+from rollkit.store.atomic import write_json
+from rollkit.store.journal import RequestJournal
+from rollkit.store.result_log import DigestTable, ResultLog, error_log_for, id_digest
+
+log = logging.getLogger("rollkit")
+YIELD_EVERY = 1000
+
+
+@dataclass
+class Outcome:
+    """What processing one record produced: a record to write, or a reason it failed for good."""
+
+    record: dict | None = None
+    error_reason: str | None = None
+    message: str | None = None
+    incomplete: bool = False  # written, but some samples failed: `--retry-failed` redoes it
+    truncated: bool = False  # the answer stopped at the token budget (written as it stands, or left out)
+
+
+@dataclass
+class StageCounts:
+    seen: int = 0
+    written: int = 0
+    incomplete: int = 0
+    already_done: int = 0
+    duplicates: int = 0
+    bad_input: int = 0
+    failed: int = 0
+    truncated: int = 0  # records whose answer stopped at the token budget, written or left out
+    failures: Counter = field(default_factory=Counter)
+
+
+Process = Callable[[InputItem, str], Awaitable[Outcome]]
+Units = Callable[[str], list[str]]
+
+
+class StageRunner:
+    """Runs `process` over a stream of inputs into `<output>` and `<output>.errors.jsonl`."""
+
+    def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
+                 request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
+                 units: Units | None = None, endpoints: Callable[[], dict] | None = None) -> None:
+        self.name = name
+        self.endpoints = endpoints or dict
+        self.output = ResultLog(output, id_field=id_field)
+        self.units = units
+        self.errors = error_log_for(output)
+        self.concurrency = max(1, concurrency)
+        self.retry_failed = retry_failed
+        self.request_stats = request_stats or RequestStats
+        self.counts = StageCounts()
+        self._this_run = DigestTable()  # ids taken this run, as compact digests: memory stays flat
+        self._started = time.monotonic()
+
+    def open(self) -> StageRunner:
+        self.output.open()
+        self.errors.open()
+        if self.retry_failed:
+            self._forget_failures()
+        return self
+
+    def close(self) -> None:
+        self.output.close()
+        self.errors.close()
+
+    def _forget_failures(self) -> None:
+        incomplete = [r[self.output.id_field] for r in self.output.iter_records() if r.get("incomplete")]
+        failed = [r["error_key"] for r in self.errors.iter_records()]
+        removed = self.output.drop(incomplete) + self.errors.drop(failed)
+        log.info("--retry-failed: %d incomplete or failed records will be redone", removed)
+
+    async def run(self, items: Iterable[InputItem], process: Process, total: int | None = None) -> StageCounts:
+        """`total`: the number of input records, when known, for the bar's share and time left. The bar
+        counts records taken from the input; work in flight trails it by at most `concurrency`."""
+        pending: set[asyncio.Task] = set()
+        with tqdm(desc=self.name, unit="rec", total=total, file=sys.stderr, mininterval=0.5,
+                  dynamic_ncols=True) as bar:
+            self._bar = bar
+            try:
+                for index, item in enumerate(items):
+                    if index % YIELD_EVERY == 0:
+                        await asyncio.sleep(0)  # skipping done records must not starve replies in flight
+                    eid, units = self._admit(item)
+                    for unit in units:
+                        while len(pending) >= self.concurrency:
+                            pending = await self._collect(pending)
+                        pending.add(asyncio.create_task(self._run_one(process, item, eid, unit)))
+                while pending:
+                    pending = await self._collect(pending)
+            finally:
+                for task in pending:
+                    task.cancel()
+        return self.counts
+
+    def _admit(self, item: InputItem) -> tuple[str | None, list[str]]:
+        """The entry's id and the units still to do; none when the item is bad, done, or a duplicate."""
+        self.counts.seen += 1
+        self._bar.update(1)
+        if item.error:
+            self.counts.bad_input += 1
+            log.warning("%s", item.error)
+            self.errors.add(entry_id=None, source=item.source, line=item.line, stage=self.name,
+                            reason="bad_input", message=item.error)
+            return None, []
+        eid = record_id(item.record)
+        digest = id_digest(eid)
+        if digest in self._this_run:
+            self.counts.duplicates += 1
+            return eid, []
+        self._this_run.add(digest)
+        units = self._todo(eid)
+        if not units:
+            self.counts.already_done += 1
+        return eid, units
+
+    def _todo(self, eid: str) -> list[str]:
+        """The units of an entry not yet written or failed (the entry itself when there are no units)."""
+        units = self.units(eid) if self.units else [eid]
+        return [unit for unit in units if unit not in self.output and unit not in self.errors]
+
+    async def _collect(self, pending: set[asyncio.Task]) -> set[asyncio.Task]:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a fatal error (bad credentials) stops the run here
+        return pending
+
+    async def _run_one(self, process: Process, item: InputItem, eid: str, unit: str) -> None:
+        try:
+            outcome = await process(item, unit)
+        except (FatalEndpointError, OutageError):
+            raise  # the run stops; this record is neither written nor failed, so a rerun does it
+        except ImageError as exc:
+            outcome = Outcome(error_reason="bad_image", message=f"{item.location}: {exc}")
+        except Exception as exc:  # a bug must not sink a days-long run; it is recorded with its type
+            log.exception("%s: unexpected error", item.location)
+            outcome = Outcome(error_reason="internal_error", message=f"{type(exc).__name__}: {exc}")
+        self._write(item, eid, unit, outcome)
+
+    def _write(self, item: InputItem, eid: str, unit: str, outcome: Outcome) -> None:
+        if outcome.record is not None:
+            self.output.append({**item.record, **image_root_field(item.record, item.source), **outcome.record,
+                                "entry_id": eid, self.output.id_field: unit, "incomplete": outcome.incomplete})
+            self.counts.written += 1
+            self.counts.incomplete += outcome.incomplete
+        else:
+            if outcome.error_reason == "bad_image":
+                log.warning("%s", outcome.message)
+            # A unit's failure is keyed by the unit's id, so its siblings still run.
+            unit_field = {} if unit == eid else {self.output.id_field: unit}
+            self.errors.add(entry_id=eid, source=item.source, line=item.line, stage=self.name, key=unit,
+                            reason=outcome.error_reason, message=outcome.message, **unit_field)
+            self.counts.failed += 1
+            self.counts.failures[outcome.error_reason] += 1
+        self.counts.truncated += outcome.truncated
+        self._show_progress()
+
+    def _show_progress(self) -> None:
+        stats = self.request_stats()
+        minutes = max(1e-9, (time.monotonic() - self._started) / 60)
+        self._bar.set_postfix(done=self.counts.written, failed=self.counts.failed,
+                              rpm=round(stats.sent / minutes), **{"429": f"{share_429(stats):.1%}"},
+                              tpm=round((stats.prompt_tokens + stats.completion_tokens) / minutes),
+                              refresh=False)
+
+    def summary(self) -> dict:
+        stats = self.request_stats()
+        elapsed = time.monotonic() - self._started
+        counts = asdict(self.counts)
+        counts["failures"] = dict(self.counts.failures)
+        return {"stage": self.name, "records": counts,
+                "requests": {**asdict(stats), "share_429": round(share_429(stats), 4)},
+                "endpoints": self.endpoints(),
+                "elapsed_seconds": round(elapsed, 2), "output": str(self.output.path),
+                "errors": str(self.errors.path)}
+
+
+def print_summary(summary: dict, stream=sys.stderr) -> None:
+    """A short human summary; the same figures go to `<output>.summary.json` for scripts."""
+    c, r = summary["records"], summary["requests"]
+    minutes = max(summary["elapsed_seconds"], 1e-9) / 60
+    tokens = r["prompt_tokens"] + r["completion_tokens"]
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(c["failures"].items())) or "none"
+    lines = [
+        f"{summary['stage']} summary",
+        f"  records   {c['seen']} read: {c['written']} written ({c['incomplete']} incomplete), "
+        f"{c['already_done']} already done, {c['duplicates']} duplicates, {c['bad_input']} bad input, "
+        f"{c['failed']} failed" + (f"; {c['truncated']} cut off at the token budget" if c.get("truncated") else ""),
+        f"  failures  {failures}",
+        f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
+        f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",
+        *cut_off_lines(r),
+        f"  tokens    {r['prompt_tokens']:,} prompt ({r.get('cached_tokens', 0):,} cached), "
+        f"{r['completion_tokens']:,} completion ({r.get('reasoning_tokens', 0):,} reasoning)",
+        *answer_lines(r),
+        *endpoint_lines(summary.get("endpoints") or {}),
+        f"  elapsed   {summary['elapsed_seconds']:.1f} s, {r['sent'] / minutes:,.0f} requests/min, "
+        f"{tokens / minutes:,.0f} tokens/min",
+        f"  output    {summary['output']}",
+        f"  errors    {summary['errors']}",
+    ]
+    print("\n".join(lines), file=stream, flush=True)
+
+
+def cut_off_lines(requests: dict) -> list[str]:
+    """Requests our timeout cut off after the server took them, and what was done about them."""
+    if not requests.get("cut_off"):
+        return []
+    return [f"  cut off   {requests['cut_off']} requests by --request-timeout (possibly billed), "
+            f"{requests.get('resent_after_cut_off', 0)} of them sent again"]
+
+
+def answer_lines(r: dict) -> list[str]:
+    """The cost at list prices (when the models' prices are known), and what became of answers."""
+    lines = []
+    if r.get("cost_usd"):
+        lines.append(f"  cost      ${r['cost_usd']:,.4f} at list prices (${r.get('reasoning_cost_usd', 0):,.4f} of it "
+                     "hidden reasoning)")
+    if r.get("truncated") or r.get("n_ignored"):
+        lines.append(f"  answers   {r.get('truncated', 0)} cut off at the token budget (kept, finish_reason length); "
+                     f"{r.get('n_ignored', 0)} asked one a request because the server ignored n")
+    return lines
+
+
+def share_429(stats: RequestStats) -> float:
+    return stats.rate_limited / stats.sent if stats.sent else 0.0
+
+
+def endpoint_lines(roles: dict) -> list[str]:
+    """One line per endpoint: its 429 share and the limits it was paced at, with where each came from."""
+    lines = []
+    for role, endpoints in roles.items():
+        for name, e in endpoints.items():
+            paced = ", ".join(_paced(e["paced_at"][unit], label) for unit, label in (("requests", "rpm"),
+                                                                                    ("tokens", "tpm")))
+            lines.append(f"  endpoint  {role}/{name}: {e['sent']} sent, {e['rate_limited']} answered 429 "
+                         f"({e['share_429']:.1%}); paced at {paced}")
+    return lines
+
+
+def _paced(meter: dict, label: str) -> str:
+    if meter["per_minute"] is None:
+        return f"{label} unmetered"
+    return f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
+
+
+# The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
+OUTPUT_SCHEMA_VERSION = 2
+
+def merged_stats(clients: list[ChatClient]) -> RequestStats:
+    total = RequestStats()
+    for client in clients:
+        for item in fields(RequestStats):
+            setattr(total, item.name, getattr(total, item.name) + getattr(client.stats, item.name))
+    return total
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """What the engine needs of a stage's flags, resolved once from the command line; `flags` is
+    every resolved flag, saved beside the output (keys are never flags, so none can leak there)."""
+
+    output: str
+    inputs: list[str]
+    concurrency: int = 16
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    cut_off_resends: int = DEFAULT_CUT_OFF_RESENDS
+    max_attempts: int = 5
+    backoff: float = 1.0
+    max_outage: float = 600.0
+    retry_failed: bool = False
+    start: int | None = None  # 0-based first record, end excluded (cli turns the seed's 1-based form)
+    end: int | None = None
+    journal: str | None = None  # the seeds' --cache_file; default <output>.journal.jsonl
+    flags: dict = field(default_factory=dict)
+    reasoning_effort: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> StageConfig:
+        return cls(output=args.output, inputs=args.input, concurrency=args.concurrency,
+                   request_timeout=args.request_timeout, max_attempts=args.max_attempts, backoff=args.backoff,
+                   max_outage=args.max_outage, retry_failed=args.retry_failed,
+                   cut_off_resends=args.cut_off_resends,
+                   start=getattr(args, "start", None), end=getattr(args, "end", None),
+                   journal=getattr(args, "cache_file", None), flags=dict(vars(args)),
+                   reasoning_effort=getattr(args, "reasoning_effort", None))
+
+    @property
+    def journal_path(self) -> Path:
+        return Path(self.journal or f"{self.output}.journal.jsonl")
+
+
+async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
+                  pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
+                  *, id_field: str = "entry_id", units: Units | None = None) -> dict:
+    """Run one stage over `items` into `config.output`; returns its summary (also printed and saved).
+
+    `id_field` and `units` let a stage write several records per input (see StageRunner)."""
+    c, output = config, config.output
+    check_not_empty(c.inputs, start=c.start, end=c.end)
+    async with AsyncExitStack() as stack:
+        journal = stack.enter_context(RequestJournal(c.journal_path))
+        slots = asyncio.Semaphore(c.concurrency)  # one bound for every role: a kill costs at most this
+        clients = {role: await stack.enter_async_context(ChatClient(
+            pool, journal, concurrency=c.concurrency, timeout=c.request_timeout, max_attempts=c.max_attempts,
+            backoff=c.backoff, max_outage=c.max_outage, slots=slots, redo_unusable=c.retry_failed,
+            cut_off_resends=c.cut_off_resends, reasoning_effort=c.reasoning_effort))
+            for role, pool in pools.items()}
+        runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
+                             request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
+                             units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
+        runner.open()
+        stack.callback(runner.close)
+        write_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
+                                            "entry_id_version": ENTRY_ID_VERSION, **c.flags})
+        await runner.run(items, make_process(clients), count_inputs(c.inputs, start=c.start, end=c.end))
+        summary = runner.summary()
+    write_json(f"{output}.summary.json", summary)
+    print_summary(summary)
+    return summary
+
+
+def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], list[dict]], model: str,
+            price_in: float | None, price_out: float | None, stream=sys.stdout) -> None:
+    """Count what a run would send and cost, without calling anything."""
+    records = requests = prompt = completion = bad = 0
+    for item in items:
+        if item.error:
+            bad += 1
+            continue
+        try:
+            bodies = bodies_for(item, record_id(item.record))
+        except ImageError as exc:  # a real run writes it to the errors file and never sends it
+            bad += 1
+            print(f"{item.where}: {exc}", file=sys.stderr)
+            continue
+        records += 1
+        for body in bodies:
+            requests += 1
+            prompt += count_messages(body["messages"], body.get("model"), image_size)
+            completion += completion_allowance(body)
+    known_in, known_out = model_price(model)
+    price_in, price_out = price_in if price_in is not None else known_in, price_out if price_out is not None \
+        else known_out
+    cost = "unknown (give --price-in and --price-out)" if price_in is None or price_out is None else \
+        f"${(prompt * price_in + completion * price_out) / 1e6:,.2f} at most"
+    print(f"dry run: {records} records ({bad} bad), {requests} requests\n"
+          f"  prompt tokens      {prompt:,} (estimated)\n"
+          f"  completion tokens  {completion:,} at most (max tokens per request)\n"
+          f"  cost               {cost}", file=stream)
