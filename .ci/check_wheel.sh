@@ -16,7 +16,9 @@ python3.11 -m venv "$work/venv" 2>/dev/null || python3 -m venv "$work/venv"
 venv=$work/venv/bin
 # --no-compile: byte-compiling sympy, matplotlib and pyarrow at install is most of the time; a run compiles what it imports
 "$venv/python" -m pip install -q --disable-pip-version-check --no-compile --require-hashes -r "$clone/requirements.lock"
-"$venv/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$work/dist" "$clone"
+# built from a copy of what the package is made of, so the build leaves nothing in the clone
+mkdir "$work/src" && cp -r "$clone/pyproject.toml" "$clone/README.md" "$clone/rollkit" "$work/src/"
+"$venv/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$work/dist" "$work/src"
 "$venv/python" -m pip install -q --disable-pip-version-check --no-deps "$work"/dist/rollkit-*.whl
 installed=$(date +%s)
 echo "wheel: $(basename "$work"/dist/rollkit-*.whl), built and installed with its locked dependencies in $(( installed - started )) s"
