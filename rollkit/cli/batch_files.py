@@ -1,4 +1,5 @@
 r"""Pack rollouts into Batch API files for step-wise verification, and map the results back.
+`rollkit pack` and `rollkit map` are the same commands as `merge_and_map_batch.py pack` and `map`.
 
     # pack: one judge request per rollout, cut into files under every limit at once
     python merge_and_map_batch.py pack --rollouts rollout_output_data_files/vqav2_4k/ \

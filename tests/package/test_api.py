@@ -3,6 +3,7 @@ parsers, failures carry the command line's exit status, and `import rollkit` sta
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import subprocess
@@ -70,3 +71,13 @@ def test_import_rollkit_loads_no_engine():
     code = "import rollkit, sys; print(sorted(m for m in sys.modules if m.startswith('rollkit')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "['rollkit']"
+
+
+def test_a_stage_runs_from_inside_a_running_event_loop_as_in_a_notebook(tmp_path):
+    config = rollkit.SampleConfig(input=tmp_path / "missing.jsonl", output=tmp_path / "s.jsonl", model="m",
+                                  base_url="http://127.0.0.1:9/v1")
+
+    async def notebook_cell():
+        return rollkit.run(config, check=False)
+
+    assert asyncio.run(notebook_cell()).exit_code == 1  # the stage's own asyncio.run got a thread of its own
