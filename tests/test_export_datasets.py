@@ -10,7 +10,6 @@ from pathlib import Path
 import datasets
 import pytest
 from conftest import FIXTURES, ROOT, read_jsonl, run_script
-
 from test_export import summary
 
 from rollkit.emulator.testing import run_emulator
