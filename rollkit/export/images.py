@@ -56,6 +56,10 @@ def smart_size(height: int, width: int, min_pixels: int = DEFAULT_MIN_PIXELS,
         scale = math.sqrt(height * width / max_pixels)
         h = max(FACTOR, math.floor(height / scale / FACTOR) * FACTOR)
         w = max(FACTOR, math.floor(width / scale / FACTOR) * FACTOR)
+        # a thin image's short side held at FACTOR can leave it over the limit: the long side gives way
+        # (Qwen's own rule would pass it over, and its processor resize the copy again)
+        h, w = (h, min(w, max_pixels // h // FACTOR * FACTOR)) if h <= w else \
+            (min(h, max_pixels // w // FACTOR * FACTOR), w)
     elif h * w < min_pixels:
         scale = math.sqrt(min_pixels / (height * width))
         h = math.ceil(height * scale / FACTOR) * FACTOR
