@@ -20,12 +20,17 @@ that reach the right answer with every step good), pairs (prompt, chosen, reject
 visualprm (VisualPRM's step-grading conversation: a system turn, then the image, the question and
 step 1 in the first user turn, one assistant turn per step holding the good or bad step token, and
 one user turn per further step). visualprm's options: --chat-schema conversations (`conversations`
-from/value with `<image>`, plus `image`) or messages (`messages` with role/content parts, plus
-`images`, as TRL's SFTTrainer takes them); --step-tokens GOOD,BAD (default "+,-"; the summary
+from/value with `<image>`, plus `image` and `image_qwen_smart_resize`: the seed's Qwen-VL trainer)
+or messages (`messages` with role/content parts, plus `image` and `images`: the seed's SFTTrainer
+script); --step-tokens GOOD,BAD (default "+,-"; the summary
 counts rows where a step's text holds a token as a word of its own, e.g. `4 + 9`); --balance (as
 many rows with an error as without, the surplus dropped by a hash of rollout_id); --error-sections
 reasoning|perception (leave out rollouts whose first bad step is in the other section);
---prompt-file (the system prompt; {{good}} and {{bad}} are filled with the step tokens).
+--prompt-file (the system prompt; {{good}} and {{bad}} are filled with the step tokens);
+--min-pixels/--max-pixels (conversations: the pixel limits of the image copies resized by Qwen's
+smart-resize rule that `image_qwen_smart_resize` names, written once per image content into
+.qwen_smart_resize/ beside the output). messages rows carry `image` (in Parquet the image itself,
+as `datasets` stores images) with `{"type": "image", "text": "<image>"}` in the first user turn.
 
 Labels (--labels): mc-hard (good when the Monte-Carlo score is above --threshold, default 0),
 mc-soft (the score), judge (good before the judge's first incorrect step; all good when it says
@@ -33,7 +38,8 @@ Correct), consensus (only rollouts where both agree: both sound, or the same fir
 Steps Monte-Carlo never measured (binary search) drop the rollout unless --fill-unmeasured fills
 them by the monotone rule (listed in the row's `filled_steps`). Rollouts with no verdict, a refused
 or unparsed verdict, or an unparsed solution are dropped for the policies that need them; every
-drop is counted by reason in the summary (also in OUTPUT.summary.json).
+drop is counted by reason in the summary (also in .rollkit/NAME.summary.json beside the output:
+only rows lie in the output's folder, so `load_dataset(folder)` reads the rows and only them).
 
 --split val=0.05 sends 5% of the questions (by a hash of entry_id: no question is in two splits)
 to OUTPUT's `.val` file and the rest to `.train`. Rows whose content (all but their ids) repeats an
@@ -46,6 +52,7 @@ Exit status: 0 done, 1 fatal (unreadable input file), 2 bad usage or no readable
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -54,11 +61,13 @@ from rollkit.answers import resolve_modes as answer_modes
 from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, new_parser, setup_logging
 from rollkit.content.inputs import InputError
 from rollkit.export.formats import DEFAULT_PLACEHOLDER, FORMATS
+from rollkit.export.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ResizeLimits
 from rollkit.export.labels import POLICIES, Policy
 from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, nothing_exported, summary_lines
 from rollkit.export.split import parse_splits
 from rollkit.export.view import AnswerCheck
 from rollkit.export.visualprm import CHAT_SCHEMAS, ERROR_SECTIONS, PromptFileError, StepTokens, system_prompt
+from rollkit.export.writer import side_path
 from rollkit.store.atomic import write_json
 
 
@@ -83,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     vp.add_argument("--error-sections", choices=ERROR_SECTIONS, default="all",
                     help="keep only rollouts whose first bad step (if any) is in this section")
     vp.add_argument("--prompt-file", help="system prompt text file ({{good}}, {{bad}} are filled)")
+    vp.add_argument("--min-pixels", type=int, help="conversations: the resized copy's least pixel count "
+                    f"(default {DEFAULT_MIN_PIXELS}, Qwen2-VL's)")
+    vp.add_argument("--max-pixels", type=int, help="conversations: the resized copy's largest pixel count "
+                    f"(default {DEFAULT_MAX_PIXELS}, Qwen2-VL's)")
     p.add_argument("--dataset-name", default="", help="picks the scoring modes for rollouts without is_correct")
     p.add_argument("--answer-format", default="correct_answer", choices=answer_formats(),
                    help="how answers are read from rollouts without is_correct")
@@ -116,16 +129,34 @@ def visualprm_settings(parser: argparse.ArgumentParser, args: argparse.Namespace
         given = [flag for flag, value in (("--balance", args.balance), ("--prompt-file", args.prompt_file),
                                           ("--error-sections", args.error_sections != "all"),
                                           ("--chat-schema", args.chat_schema != "conversations"),
-                                          ("--step-tokens", args.step_tokens != "+,-")) if value]
+                                          ("--step-tokens", args.step_tokens != "+,-"),
+                                          ("--min-pixels", args.min_pixels is not None),
+                                          ("--max-pixels", args.max_pixels is not None)) if value]
         if given:
             parser.error(f"{', '.join(given)}: only for --format visualprm")
         return VisualPRMSettings()
+    if args.chat_schema != "conversations" and (args.min_pixels is not None or args.max_pixels is not None):
+        parser.error("--min-pixels/--max-pixels: only for --chat-schema conversations (its resized copies)")
+    limits = ResizeLimits(DEFAULT_MIN_PIXELS if args.min_pixels is None else args.min_pixels,
+                          DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
     try:
+        limits.check()
         tokens = StepTokens.parse(args.step_tokens)
         system = system_prompt(args.prompt_file, tokens)
     except (ValueError, PromptFileError) as exc:
         parser.error(str(exc))
-    return VisualPRMSettings(args.chat_schema, tokens, system, args.balance, args.error_sections)
+    return VisualPRMSettings(args.chat_schema, tokens, system, args.balance, args.error_sections, limits)
+
+
+def drop_old_summary(output: Path) -> None:
+    """Removes the summary an older rollkit wrote beside the rows: `load_dataset(folder)` would read it
+    as data. Only an export's own summary goes; any other file of that name stays."""
+    old = Path(f"{output}.summary.json")
+    try:
+        if json.loads(old.read_text(encoding="utf-8")).get("stage") == "export":
+            old.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(summary_lines(counts, settings)))
-    write_json(f"{args.output}.summary.json", {"stage": "export", **counts.as_dict()})
+    summary = side_path(args.output, "summary.json")
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    write_json(summary, {"stage": "export", **counts.as_dict()})
+    drop_old_summary(args.output)
     if counts.records == 0:
         print("error: no readable rollout in the input", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from rollkit.export.labels import Labels
 
 FORMATS = ("trl-prm", "openrlhf-prm", "sft", "pairs", "visualprm")
 DEFAULT_PLACEHOLDER = "ки"  # Math-Shepherd's step tag, which OpenRLHF's examples use
-_URL_PREFIXES = ("http://", "https://", "data:")
+URL_PREFIXES = ("http://", "https://", "data:")
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def image_paths(record: dict, source: str, ctx: RowContext) -> list[str]:
     folder = str(image_folder(record, source))
     paths = []
     for ref in image_refs(record):
-        if ref.startswith(_URL_PREFIXES):
+        if ref.startswith(URL_PREFIXES):
             paths.append(ref)
             continue
         path = _output_path(folder, ref, str(ctx.out_dir), ctx.absolute_images)

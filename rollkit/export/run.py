@@ -14,12 +14,12 @@ from pathlib import Path
 
 from rollkit.content.inputs import InputItem, record_id
 from rollkit.content.rollouts import judge_question, rollout_items
-from rollkit.export import formats, visualprm
+from rollkit.export import formats, images, visualprm
 from rollkit.export.labels import Labels, Policy
 from rollkit.export.pairing import WaitingRoom
 from rollkit.export.split import TRAIN, SeenRows, split_of
 from rollkit.export.view import AnswerCheck, read_rollout
-from rollkit.export.writer import RowWriter, split_path
+from rollkit.export.writer import PARQUET_IMAGE_BATCH_ROWS, RowWriter, split_path
 from rollkit.store.result_log import dump_line
 
 log = logging.getLogger("rollkit")
@@ -34,6 +34,7 @@ class VisualPRMSettings:
     system: str = ""  # the system prompt, filled
     balance: bool = False
     error_sections: str = "all"
+    resize: images.ResizeLimits = field(default_factory=images.ResizeLimits)  # conversations' resized copies
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ExportCounts:
     filled_rows: int = 0  # rows with a step filled by the monotone rule
     unpaired: int = 0  # pairs: rollouts left without a partner
     token_clash_rows: int = 0  # visualprm: rows with a step token as a word of a step's text
+    resized_written: int = 0  # visualprm conversations: resized copies written (the rest were there)
     rows: Counter = field(default_factory=Counter)  # split -> rows written
     files: dict = field(default_factory=dict)  # split -> path
 
@@ -81,6 +83,7 @@ class Exporter:
         self._writers: dict[str, RowWriter] = {}
         self._balance: visualprm.Balance | None = None
         self._measuring = False  # --balance's first pass
+        self._resized = images.ResizedCopies(settings.output.parent, settings.visualprm.resize)
 
     def run(self) -> ExportCounts:
         if self.s.fmt == "visualprm" and self.s.visualprm.balance:
@@ -90,11 +93,9 @@ class Exporter:
             self._balance.cut()
             self._measuring = False
             self.counts, self._seen = ExportCounts(), SeenRows()
-        schema = visualprm.schema(self.s.visualprm.chat_schema) if self.s.fmt == "visualprm" else \
-            formats.schema(self.s.fmt, self.s.policy.name == "mc-soft")
         for name in [TRAIN, *(name for name, _ in self.s.splits)]:
             path = split_path(self.s.output, name, bool(self.s.splits))
-            self._writers[name] = RowWriter(path, schema)
+            self._writers[name] = self._writer(path)
             self.counts.files[name] = str(path)
         try:
             self._pass()
@@ -107,7 +108,17 @@ class Exporter:
             self._waiting.close()
         for writer in self._writers.values():
             writer.commit()
+        self.counts.resized_written = self._resized.written
         return self.counts
+
+    def _writer(self, path: Path) -> RowWriter:
+        if self.s.fmt != "visualprm":
+            return RowWriter(path, formats.schema(self.s.fmt, self.s.policy.name == "mc-soft"))
+        schema = visualprm.schema(self.s.visualprm.chat_schema)
+        if self.s.visualprm.chat_schema == "messages":  # Parquet rows carry their image, as `datasets` stores it
+            return RowWriter(path, images.with_image_feature(schema), images.ImageEmbedder(self.s.output.parent),
+                             PARQUET_IMAGE_BATCH_ROWS)
+        return RowWriter(path, schema)
 
     def _pass(self) -> None:
         for item, rollout_id in rollout_items(self.s.inputs, self.s.image_root):
@@ -194,8 +205,31 @@ class Exporter:
             if not self._balance.keeps(row["rollout_id"], has_error):
                 self.counts.dropped["balance_surplus"] += 1
                 return
+        if visualprm.RESIZED_KEY in row:
+            row = self._with_resized_copy(row)
+            if row is None:
+                return
         self.counts.token_clash_rows += clash
         self._write(row, row["entry_id"], labels)
+
+    def _with_resized_copy(self, row: dict) -> dict | None:
+        """The row with its image's resized copy, made only for rows that are written; None (the
+        row dropped, counted) for an image the rule cannot take."""
+        path = row["image"]
+        if path is None:
+            return row
+        if path.startswith(formats.URL_PREFIXES):  # nothing to resize on this machine
+            self.counts.dropped["image_url_not_resizable"] += 1
+            return None
+        try:
+            return {**row, visualprm.RESIZED_KEY: self._resized.copy_of(path)}
+        except images.ImageTooLong as exc:
+            log.warning("%s: image %s: %s; row dropped", row["rollout_id"], path, exc)
+            self.counts.dropped["image_not_resizable"] += 1
+        except (OSError, ValueError) as exc:  # PIL's UnidentifiedImageError is an OSError
+            log.warning("%s: image %s unreadable: %s; row dropped", row["rollout_id"], path, exc)
+            self.counts.dropped["image_unreadable"] += 1
+        return None
 
     def _write(self, row: dict, entry: str, labels: Labels) -> None:
         split = split_of(entry, self.s.splits)
@@ -220,6 +254,9 @@ def summary_lines(counts: ExportCounts, settings: ExportSettings) -> list[str]:
         lines.insert(-1, f"  token clash {counts.token_clash_rows} rows have a step whose text holds "
                          f"{tokens.good!r} or {tokens.bad!r} as a word of its own"
                          + (" (--step-tokens '<+>,<->' avoids it)" if counts.token_clash_rows else ""))
+        if settings.visualprm.chat_schema == "conversations":
+            lines.insert(-1, f"  resized   {counts.resized_written} new copies in "
+                             f"{settings.output.parent / images.RESIZED_FOLDER} (image_qwen_smart_resize)")
     return lines
 
 

@@ -6,11 +6,14 @@ assistant turn is one step token (good or bad, "+"/"-" by default), and every us
 one holds the next step. A trainer's collator masks everything but the step tokens.
 
 Row shapes (--chat-schema):
-- `conversations` (LLaVA / InternVL / Qwen-VL fine-tuning scripts): `conversations` as
-  `{"from": "system"|"human"|"gpt", "value"}` with `<image>` in the first human turn, and `image`
-  (the path; null for a question without an image).
-- `messages` (TRL's SFTTrainer, HF processors' chat templates): `messages` as `{"role", "content"}`
-  with content parts `{"type": "image"}` / `{"type": "text", "text"}`, and `images`.
+- `conversations` (the seed's Qwen-VL data module, LLaVA / InternVL-style scripts): `conversations`
+  as `{"from": "system"|"human"|"gpt", "value"}` with `<image>` in the first human turn, `image`
+  (the path; null for a question without an image) and `image_qwen_smart_resize` (the resized copy
+  the seed's default IMAGE_SIZE=smart-resize opens; run.py adds it, images.py writes it).
+- `messages` (the seed's TRL SFTTrainer script, HF processors' chat templates): `messages` as
+  `{"role", "content"}` with content parts `{"type": "image", "text": "<image>"}` (the item the
+  seed's collator puts the row's image into) / `{"type": "text", "text"}`, `image` (the first
+  image: its path, or in Parquet the image itself) and `images` (every path).
 Both carry `entry_id`, `rollout_id`, `label_policy` and `filled_steps` beside.
 """
 
@@ -28,6 +31,8 @@ from rollkit.content.steps import parse_solution
 from rollkit.prompts import fill, load_template, placeholders
 
 CHAT_SCHEMAS = ("conversations", "messages")
+IMAGE_TAG = "<image>"
+RESIZED_KEY = "image_qwen_smart_resize"
 ERROR_SECTIONS = ("all", "reasoning", "perception")
 SYSTEM_PROMPT = "visualprm_system"
 FIRST_TURN = "visualprm_first_turn"
@@ -113,18 +118,19 @@ def conversations_row(question: str, steps: list[str], marks: list[bool], images
     names = {"user": "human", "assistant": "gpt"}
     conversation = [{"from": "system", "value": system}]
     for n, (role, text) in enumerate(_turns(question, steps, marks, tokens)):
-        value = "<image>\n" * len(images) + text if n == 0 else text
+        value = f"{IMAGE_TAG}\n" * len(images) + text if n == 0 else text
         conversation.append({"from": names[role], "value": value})
-    return {"conversations": conversation, "image": images[0] if images else None}
+    # the resized copy is filled in when the row is written (run.py): rows dropped before never get one
+    return {"conversations": conversation, "image": images[0] if images else None, RESIZED_KEY: None}
 
 
 def messages_row(question: str, steps: list[str], marks: list[bool], images: list[str], system: str,
                  tokens: StepTokens) -> dict:
     messages = [{"role": "system", "content": [{"type": "text", "text": system}]}]
     for n, (role, text) in enumerate(_turns(question, steps, marks, tokens)):
-        parts = [{"type": "image"} for _ in images] if n == 0 else []
+        parts = [{"type": "image", "text": IMAGE_TAG} for _ in images] if n == 0 else []
         messages.append({"role": role, "content": [*parts, {"type": "text", "text": text}]})
-    return {"messages": messages, "images": images}
+    return {"messages": messages, "image": images[0] if images else None, "images": images}
 
 
 def schema(chat_schema: str) -> pa.Schema:
@@ -133,10 +139,11 @@ def schema(chat_schema: str) -> pa.Schema:
            ("filled_steps", pa.list_(pa.int64()))]
     if chat_schema == "conversations":
         turn = pa.struct([("from", pa.string()), ("value", pa.string())])
-        return pa.schema([("conversations", pa.list_(turn)), ("image", pa.string()), *ids])
+        return pa.schema([("conversations", pa.list_(turn)), ("image", pa.string()), (RESIZED_KEY, pa.string()),
+                          *ids])
     part = pa.struct([("type", pa.string()), ("text", pa.string())])
     message = pa.struct([("role", pa.string()), ("content", pa.list_(part))])
-    return pa.schema([("messages", pa.list_(message)), ("images", strings), *ids])
+    return pa.schema([("messages", pa.list_(message)), ("image", pa.string()), ("images", strings), *ids])
 
 
 def balance_point(rollout_id: str) -> int:

@@ -187,7 +187,9 @@ def test_a_missing_image_drops_the_row_by_name(tmp_path):
     (tmp_path / "in.jsonl").write_text(lines[0] + "\n")  # its image path points into tmp_path: not there
     code, stdout, stderr = export("--rollouts", str(tmp_path / "in.jsonl"), "--format", "trl-prm",
                                   "--output", str(tmp_path / "o.jsonl"))
-    assert code == 0 and "image_missing 1" in stdout and f"{tmp_path / 'in.jsonl'}:1" in stderr
+    assert "image_missing 1" in stdout and f"{tmp_path / 'in.jsonl'}:1" in stderr
+    assert code == 1 and "0 rows written from 1 rollouts (dropped: image_missing 1): " in stderr  # nothing useful
+    assert "give --image-root" in stderr
 
 
 def test_exit_status_for_empty_missing_and_bad_usage(tmp_path):
@@ -207,8 +209,9 @@ def test_hard_label_scores_are_never_soft_labels(tmp_path):
     # rollout.py --mc-mode adaptive stores hard labels as scores and says so in score_kind
     records = [{**r, "score_kind": "label", "image_root": str(FIXTURES)} for r in read_jsonl(ROLLOUTS)]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert export("--rollouts", str(tmp_path / "in.jsonl"), "--format", "trl-prm", "--labels", "mc-soft",
-                  "--output", str(tmp_path / "soft.jsonl"))[0] == 0
+    code, _, stderr = export("--rollouts", str(tmp_path / "in.jsonl"), "--format", "trl-prm", "--labels", "mc-soft",
+                             "--output", str(tmp_path / "soft.jsonl"))
+    assert code == 1 and "take --labels mc-hard" in stderr  # every row dropped: not a quiet 0
     assert summary(tmp_path / "soft.jsonl")["dropped"] == {"scores_are_labels": 12}
     assert export("--rollouts", str(tmp_path / "in.jsonl"), "--format", "trl-prm", "--labels", "mc-hard",
                   "--output", str(tmp_path / "hard.jsonl"))[0] == 0

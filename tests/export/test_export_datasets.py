@@ -12,6 +12,7 @@ import pytest
 
 from rollkit.emulator.testing import run_emulator
 from tests.support import FIXTURES, ROOT, read_jsonl, run_script
+from tests.support.export import summary
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"
 TRL_STEPWISE_COLUMNS = {"prompt", "completions", "labels"}  # TRL's stepwise supervision type
@@ -38,8 +39,11 @@ def test_unmeasured_steps_are_dropped_or_filled_by_the_monotone_rule(tmp_path, r
     records = read_jsonl(rollouts)
     unmeasured = [r for r in records if not all(s["measured"] for s in r["steps_with_score"])]
     assert unmeasured  # binary search leaves steps unmeasured
-    export("--rollouts", str(rollouts), "--format", "trl-prm", "--output", str(tmp_path / "drop.jsonl"))
-    dropped = json.loads((tmp_path / "drop.jsonl.summary.json").read_text())
+    dropping = run_script("export_dataset.py", "--rollouts", str(rollouts), "--format", "trl-prm",
+                          "--output", str(tmp_path / "drop.jsonl"))
+    # with every rollout dropped the export wrote nothing useful: exit 1, saying which flag keeps them
+    assert dropping.returncode == (1 if len(unmeasured) == len(records) else 0), dropping.stderr
+    dropped = summary(tmp_path / "drop.jsonl")
     assert dropped["dropped"] == {"unmeasured_steps": len(unmeasured)}
     assert len(read_jsonl(tmp_path / "drop.jsonl")) == len(records) - len(unmeasured)
     export("--rollouts", str(rollouts), "--format", "trl-prm", "--fill-unmeasured",
@@ -81,32 +85,46 @@ def test_pairs_form_when_a_questions_rollouts_are_spread_over_files_in_any_order
     export("--rollouts", str(rollouts), "--format", "pairs", "--fill-unmeasured", "--output", str(tmp_path / "p.jsonl"))
     export("--rollouts", *map(str, halves), "--format", "pairs", "--fill-unmeasured",
            "--output", str(tmp_path / "spread.jsonl"))
-    together = json.loads((tmp_path / "p.jsonl.summary.json").read_text())
-    spread = json.loads((tmp_path / "spread.jsonl.summary.json").read_text())
+    together, spread = summary(tmp_path / "p.jsonl"), summary(tmp_path / "spread.jsonl")
     assert len(read_jsonl(tmp_path / "spread.jsonl")) == len(read_jsonl(tmp_path / "p.jsonl"))
     assert spread["unpaired"] == together["unpaired"] > 0
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
 @pytest.mark.parametrize("fmt", ["trl-prm", "openrlhf-prm", "sft", "pairs"])
-def test_hf_datasets_loads_every_format(tmp_path, rollouts, fmt, suffix):
-    out = tmp_path / f"{fmt}.{suffix}"
-    export("--rollouts", str(rollouts), "--format", fmt, "--fill-unmeasured", "--split", "val=0.3",
+def test_hf_datasets_loads_every_format_from_its_folder(tmp_path, rollouts, fmt, suffix):
+    out = tmp_path / "export" / f"{fmt}.{suffix}"
+    export("--rollouts", str(rollouts), "--format", fmt, "--fill-unmeasured", "--split", "val=0.3,test=0.2",
            "--output", str(out))
-    files = {name: str(tmp_path / f"{fmt}.{name}.{suffix}") for name in ("train", "val")}
-    loaded = datasets.load_dataset("json" if suffix == "jsonl" else "parquet", data_files=files,
-                                   cache_dir=str(tmp_path / "cache"))
-    rows = read_jsonl(tmp_path / f"{fmt}.train.jsonl") if suffix == "jsonl" else None
+    assert summary(out)["rows"]  # the summary is there, where datasets does not look
+    loaded = datasets.load_dataset(str(out.parent), cache_dir=str(tmp_path / "cache"))
+    assert sorted(loaded) == ["test", "train", "validation"]
+    written = summary(out)["rows"]
+    assert {split: loaded[split].num_rows for split in loaded} == \
+        {"train": written["train"], "validation": written.get("val", 0), "test": written.get("test", 0)}
+    rows = read_jsonl(out.with_name(f"{fmt}.train.jsonl")) if suffix == "jsonl" else None
     assert loaded["train"].num_rows > 0 and (rows is None or loaded["train"].num_rows == len(rows))
-    assert not set(loaded["train"]["entry_id"]) & set(loaded["val"]["entry_id"])
+    assert not set(loaded["train"]["entry_id"]) & set(loaded["validation"]["entry_id"])
     for image in loaded["train"][0]["images"]:
-        assert (tmp_path / image).is_file()
+        assert (out.parent / image).is_file()
     features = loaded["train"].features
     if fmt == "trl-prm":
         assert TRL_STEPWISE_COLUMNS <= set(features)
         assert features["labels"].feature.dtype == "bool" and features["completions"].feature.dtype == "string"
     if fmt == "pairs":
         assert {"prompt", "chosen", "rejected", "images"} <= set(features)
+
+
+def test_a_rerun_removes_the_summary_an_older_export_left_beside_the_rows(tmp_path, rollouts):
+    out = tmp_path / "export" / "prm.jsonl"
+    out.parent.mkdir()
+    old = tmp_path / "export" / "prm.jsonl.summary.json"
+    old.write_text(json.dumps({"stage": "export", "rows": {"train": 1}}))
+    export("--rollouts", str(rollouts), "--format", "trl-prm", "--fill-unmeasured", "--output", str(out))
+    assert not old.exists() and summary(out)["stage"] == "export"
+    old.write_text(json.dumps({"stage": "mine"}))  # not an export's summary: left alone
+    export("--rollouts", str(rollouts), "--format", "trl-prm", "--fill-unmeasured", "--output", str(out))
+    assert json.loads(old.read_text()) == {"stage": "mine"}
 
 
 def test_soft_labels_load_as_floats(tmp_path):

@@ -60,27 +60,34 @@ def test_one_turn_per_step_with_the_mc_token(tmp_path, schema):
         if schema == "conversations":
             assert row["conversations"][1]["value"].startswith("<image>\n") and "images" not in row
         else:
-            assert row["messages"][1]["content"][0] == {"type": "image"} and "image" not in row
+            assert row["messages"][1]["content"][0] == {"type": "image", "text": "<image>"}
+            assert row["image"] == row["images"][0]
             assert all(len(m["content"]) == 1 for m in row["messages"][2:])
 
 
 @pytest.mark.parametrize("schema", ["conversations", "messages"])
 @pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
-def test_hf_datasets_loads_both_schemas(tmp_path, schema, suffix):
-    out = tmp_path / f"vp.{suffix}"
+def test_hf_datasets_loads_the_export_folder_with_both_schemas(tmp_path, schema, suffix):
+    out = tmp_path / "export" / f"vp.{suffix}"
     assert export("--rollouts", str(ROLLOUTS), "--format", "visualprm", "--chat-schema", schema,
                   "--split", "val=0.3", "--output", str(out))[0] == 0
-    files = {name: str(tmp_path / f"vp.{name}.{suffix}") for name in ("train", "val")}
-    loaded = datasets.load_dataset("json" if suffix == "jsonl" else "parquet", data_files=files,
-                                   cache_dir=str(tmp_path / "cache"))
-    assert loaded["train"].num_rows + loaded["val"].num_rows == 12
+    # the folder as the seed's trainers load it: the summary and the resized copies are not rows
+    loaded = datasets.load_dataset(str(out.parent), cache_dir=str(tmp_path / "cache"))
+    assert sorted(loaded) == ["train", "validation"]
+    assert loaded["train"].num_rows + loaded["validation"].num_rows == 12
     first = loaded["train"][0]
     if schema == "conversations":
         assert set(first["conversations"][0]) == {"from", "value"} and first["image"].endswith(".jpg")
+        assert first["image_qwen_smart_resize"].startswith(".qwen_smart_resize/")
     else:
         user = first["messages"][1]
-        assert user["role"] == "user" and user["content"][0]["type"] == "image" and first["images"][0].endswith(".jpg")
+        assert user["role"] == "user" and user["content"][0] == {"type": "image", "text": "<image>"}
         assert first["messages"][2]["role"] == "assistant" and first["messages"][2]["content"][0]["text"] in ("+", "-")
+        assert first["images"][0].endswith(".jpg")
+        if suffix == "parquet":  # the image itself, as `datasets` stores images
+            assert isinstance(first["image"], Image.Image) and first["image"].size[0] > 0
+        else:
+            assert (out.parent / first["image"]).is_file()
 
 
 def test_custom_step_tokens_and_rows_whose_steps_hold_a_token(tmp_path):
@@ -189,8 +196,11 @@ def test_verified_in_another_folder_keeps_its_images(tmp_path):
         out = tmp_path / f"mc-{fmt}.jsonl"
         code, stdout, stderr = export("--rollouts", str(verified), "--format", fmt, "--output", str(out),
                                       "--dataset-name", "vqav2")
-        # pairs: no seed question has both a right and a wrong rollout
-        assert code == 0 and "image_missing" not in stdout and (read_jsonl(out) or fmt == "pairs"), stdout
+        assert "image_missing" not in stdout, stdout
+        if fmt == "pairs":  # no seed question has both a right and a wrong rollout: nothing useful, exit 1
+            assert code == 1 and "0 rows written from 12 rollouts" in stderr, stderr
+        else:
+            assert code == 0 and read_jsonl(out), stdout
     # a verified file written before map recorded image_root: dropped by name, found with --image-root
     old = tmp_path / "old" / "verified.jsonl"
     old.parent.mkdir()
@@ -198,7 +208,7 @@ def test_verified_in_another_folder_keeps_its_images(tmp_path):
                            for r in read_jsonl(verified)))
     code, stdout, stderr = export("--rollouts", str(old), "--format", "visualprm", "--labels", "consensus",
                                   "--output", str(tmp_path / "lost.jsonl"))
-    assert code == 0 and "image_missing 2" in stdout
+    assert code == 1 and "image_missing 2" in stdout  # no row left: nothing useful written
     assert f"looked for {old.parent.resolve() / 'images' / 'COCO_train2014_000000050988.jpg'}" in stderr
     rows, stdout = visualprm(tmp_path, "--labels", "consensus", "--image-root", str(FIXTURES), source=old,
                              name="found.jsonl")

@@ -22,7 +22,8 @@ def export(*args: str) -> tuple[int, str, str]:
 
 
 def summary(output: Path) -> dict:
-    return json.loads(Path(f"{output}.summary.json").read_text())
+    """The export summary, in the hidden folder beside the rows that `load_dataset(folder)` skips."""
+    return json.loads((output.parent / ".rollkit" / f"{output.name}.summary.json").read_text())
 
 
 def _verdict(perception: int, wrong: tuple[str, int] | None) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 # install keeps pip from resolving TRL's or accelerate's open range to a CUDA build of several GB.
 TORCH_VERSION = "2.13.0"
 DATASETS_VERSION = "5.2.0"
+PILLOW_VERSION = "13.0.0"
 MODEL_NAME = "smollm2-135m-instruct-f32"
 MODEL_STAMP = ".rollkit-built.json"  # written last by the real-server tier's conversion
 STAMP = ".rollkit-trainer-env.json"
@@ -32,6 +33,7 @@ STAMP = ".rollkit-trainer-env.json"
 class TrainerEnv:
     trl: str
     transformers: str
+    extras: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -49,7 +51,7 @@ class TrainerEnv:
     def requirements(self) -> list[str]:
         # datasets is named because the training scripts import it themselves, not only through TRL.
         return [f"torch=={TORCH_VERSION}", f"trl=={self.trl}", f"transformers=={self.transformers}",
-                f"datasets=={DATASETS_VERSION}"]
+                f"datasets=={DATASETS_VERSION}", *self.extras]
 
     def built(self) -> bool:
         try:
@@ -60,7 +62,8 @@ class TrainerEnv:
 
 # TRL 1.13 is the last with PRMTrainer (trl.experimental.prm; deleted in 1.14, huggingface/trl PR #7133).
 PRM_ENV = TrainerEnv(trl="1.13.0", transformers="5.24.0")
-CURRENT_ENV = TrainerEnv(trl="1.16.0", transformers="5.24.0")  # SFTTrainer, DPOTrainer
+# SFTTrainer, DPOTrainer; pillow for image rows (datasets' Image feature, the Qwen2-VL image processor)
+CURRENT_ENV = TrainerEnv(trl="1.16.0", transformers="5.24.0", extras=(f"pillow=={PILLOW_VERSION}",))
 ENVS = (PRM_ENV, CURRENT_ENV)
 # pip's note on each file:// index that lacks a package is noise in the build log.
 _PIP_NOISE = re.compile(r"^WARNING: Location '.*' is ignored")

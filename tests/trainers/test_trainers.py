@@ -1,6 +1,7 @@
 """Real trainers train on each export: the seed's real rollouts exported by export_dataset.py, then 2
 optimizer steps on CPU with SmolLM2-135M-Instruct in the trainer envs (tests/trainers/envs.py), each
-training script run as a subprocess in its env. Skipped with a reason when an env or the model is
+training script run as a subprocess in its env; rows with images train a tiny randomly initialised
+Qwen2-VL built from transformers' classes with SmolLM2's tokenizer (no image-reading model can be fetched). Skipped with a reason when an env or the model is
 absent, unless ROLLKIT_TRAINER_TIER=1 requires them (tests/trainers/run_tier.sh builds and sets it)."""
 
 from __future__ import annotations
@@ -104,6 +105,28 @@ def test_visualprm_rows_train_with_the_current_trl_sft_trainer_loss_on_one_step_
     else:  # added tokens occur in the step turns and where the system prompt names them, nowhere else
         named = [sum(system_text(row).count(token) for token in step_tokens.split(",")) for row in exported]
         assert anywhere == [step + count for step, count in zip(steps, named, strict=True)]
+    assert_trained(result)
+
+
+def test_visualprm_messages_rows_train_with_their_images_through_a_collator_like_the_seeds(tmp_path):
+    """The rows as the seed's sft_qwen.py reads them: `load_dataset(EXPORT_FOLDER)` on a Parquet export, the
+    row's image put into the `<image>` item, a Qwen2-VL processor, the loss on the step tokens."""
+    python = need(CURRENT_ENV)
+    out = tmp_path / "export" / "prm.parquet"
+    done = run_script("export_dataset.py", "--rollouts", str(ROLLOUTS), "--format", "visualprm", "--chat-schema",
+                      "messages", "--labels", "mc-hard", "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    result = train(python, "train_visualprm_images.py", out.parent, tmp_path)
+    rows = read_jsonl(ROLLOUTS)
+    trained = result["rows"]
+    assert [row["steps"] for row in trained] == [len(r["steps_with_score"]) for r in rows]
+    assert [row["labelled_tokens"] for row in trained] == [row["steps"] for row in trained]
+    assert all(row["labels_match"] for row in trained)
+    # every row's image reached the processor: one image, one grid, as many image tokens as the grid holds
+    for row in trained:
+        assert row["image_is_pil"] and row["images_to_processor"] == row["grids"] == 1
+        assert row["image_pads_match_grid"] and row["pixel_rows"] > 0
+    assert result["vision_weights_changed"] > 0  # the loss flowed back through the image tokens
     assert_trained(result)
 
 
