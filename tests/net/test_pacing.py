@@ -131,27 +131,3 @@ def test_a_server_that_queues_gets_the_whole_concurrency_within_seconds(kind):
     else:
         assert full_at <= 5.0  # 2 s at most for the first reply, then 1.25 s of doubling to 32
     assert served["by_status"] == {"200": 64} and served["generation"]["peak_generating"] == 32
-
-
-def test_without_a_meter_the_requests_in_flight_double_until_a_429():
-    now = [0.0]
-    pacer = Pacer(0, 0, max_in_flight=64, clock=lambda: now[0])
-
-    def fill() -> int:
-        sent = 0
-        while pacer.wait_time(10) == 0:
-            pacer.reserve(10)
-            sent += 1
-        return sent
-    first = pacer.reserve(10)
-    assert pacer.wait_time(10) == pytest.approx(2.0)  # alone until the first reply, at most 2 s
-    now[0] = 0.5
-    pacer.observe({}, first, 10)  # it came, with no meter
-    pacer.release()
-    assert fill() == 1
-    now[0] = 0.5 + 4 * 0.25
-    assert pacer.in_flight + fill() == 16
-    now[0] = 0.5 + 6 * 0.25
-    assert pacer.in_flight + fill() == 64
-    pacer.on_429(now[0], 1.0, None)  # from the first 429 on, the rate is learned from 429s
-    assert pacer.requests.aimd_active and pacer.window_in_flight == 32

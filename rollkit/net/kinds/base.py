@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rollkit.content.tokens import completion_allowance
 from rollkit.net.kinds.reasoning import fit_reasoning, is_reasoning_model
 from rollkit.net.pacing import openai_header_name
 
@@ -44,6 +45,12 @@ class Kind:
             budget = shaped.pop("max_tokens")
             shaped.setdefault(self.budget_field, budget)
         return fit_reasoning(shaped, self.follows_reasoning_rules(endpoint, body.get("model")), self.budget_field)
+
+    def completion_budget(self, endpoint: Endpoint, body: dict) -> int:
+        """The completion tokens `body` reserves as this endpoint is sent it (and as a server that
+        meters the whole budget, as OpenAI does, counts it): a reasoning model's thinking allowance
+        is part of it."""
+        return completion_allowance(self.shape_body(endpoint, body))
 
     def follows_reasoning_rules(self, endpoint: Endpoint, requested: str | None = None) -> bool:
         """The endpoint's `reasoning` setting, else whether its model's name is a reasoning family's."""
