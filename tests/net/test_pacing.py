@@ -1,5 +1,6 @@
-"""Pacing from what the server says, over real HTTP against emulators that meter like the real
-services: short bursts, rejected requests counted, and each header shape (or none)."""
+"""Pacing from what the server says: each meter unit by unit on a clock the test moves, then over real
+HTTP against emulators that meter like the real services: short bursts, rejected requests counted,
+each header shape (or none), and a reasoning model's whole budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,81 @@ import pytest
 from rollkit.emulator.testing import get_stats, run_emulator
 from rollkit.net.client import ChatClient
 from rollkit.net.endpoints import Endpoint, EndpointPool
-from rollkit.net.pacing import SAFETY, Pacer
+from rollkit.net.pacing import SAFETY, Meter, Pacer, header_number, parse_reset
+
+# Meters, unit by unit, on a clock the test moves ---------------------------------------------
+
+def test_meter_paces_at_the_rate_it_was_told_and_waits_exactly():
+    now = [0.0]
+    meter = Meter("requests", 60, window=60, clock=lambda: now[0])  # a ceiling of 1 a second
+    meter.take(meter.level())
+    assert meter.wait_time(1) == pytest.approx(1.0)
+    now[0] = 0.5
+    assert meter.wait_time(1) == pytest.approx(0.5)
+
+
+def test_meter_learns_limit_and_burst_from_openai_headers_and_the_server_wins():
+    now = [0.0]
+    meter = Meter("requests", 1200, window=60, clock=lambda: now[0])  # configured 2x too high
+    mark = meter.take(1)
+    meter.observe_limit(600)
+    meter.observe_remaining(99, sent_at=0.0, mark=mark, cost=1)
+    assert meter.per_minute() == pytest.approx(600 * SAFETY) and meter.source() == "headers"
+    assert meter.capacity() == 100 and meter.level() == pytest.approx(99)
+
+
+def test_meter_learns_the_refill_rate_from_remaining_readings_alone():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, clock=lambda: now[0])
+    mark = meter.take(1)
+    meter.observe_remaining(99, 0.0, mark, 1)  # at idle: the burst is 100
+    for _ in range(95):
+        mark = meter.take(1)
+    meter.observe_remaining(4, 0.0, mark, 1)
+    now[0] = 2.0  # 2 s later, 10 a second refilled 20, and we sent 5 more
+    for _ in range(5):
+        mark = meter.take(1)
+    meter.observe_remaining(19, 2.0, mark, 1)
+    assert meter.per_minute() == pytest.approx(600 * SAFETY, rel=0.01)
+    assert meter.source() == "learned from remaining"
+
+
+def test_unknown_header_values_are_never_limits():
+    assert header_number({"x": "-1"}, "x") is None and header_number({"x": "0"}, "x") is None
+    assert header_number({}, "x") is None and header_number({"x": "12"}, "x") == 12
+
+
+def test_without_headers_the_rate_comes_from_429s():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, adaptive=True, clock=lambda: now[0])
+    for _ in range(20):  # 10 answers a second for 2 s, unpaced: no 429 yet
+        now[0] += 0.1
+        meter.observe_success()
+    assert meter.per_minute() is None
+    delivered = 20 / 1.9 * 60  # per minute, from the first answer to the last
+    meter.observe_429(sent_at=now[0], pause=1.0)
+    assert meter.per_minute() == pytest.approx(delivered / 2) and meter.source() == "learned from 429s"
+    meter.observe_429(sent_at=now[0] - 1.0, pause=1.0)  # sent before the decrease: no news
+    assert meter.per_minute() == pytest.approx(delivered / 2)
+
+
+def test_reset_header_formats():
+    assert parse_reset("6m0s") == 360
+    assert parse_reset("120ms") == pytest.approx(0.12)
+    assert parse_reset("1.5s") == 1.5
+    assert parse_reset(None) is None
+
+
+def test_a_burst_of_one_never_waits_for_more_than_it_holds():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, adaptive=True, clock=lambda: now[0])
+    meter.observe_429(sent_at=0.0, pause=0.0)  # rate 0.5/s: a burst of one request
+    now[0] = 10.0
+    assert meter.capacity() == 1 and meter.wait_time(1) == 0
+
+
+
+# Over HTTP, against emulators that meter -------------------------------------------------------
 
 # Seconds per emulated minute: long enough that a client stalled for a moment by a busy machine
 # (tens of ms) stays a small error in the rates learned from readings spread over the window.
