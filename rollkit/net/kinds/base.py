@@ -18,8 +18,9 @@ class Kind:
     name = ""
     default_key_env: str | None = "OPENAI_API_KEY"
     batch_url: str | None = "/v1/chat/completions"  # the `url` of a Batch API line for this kind
-    # Whether its servers may meter requests (rate headers, 429s); a first request then goes alone
-    # until its reply shows the meters. Local servers queue instead: every slot goes at once.
+    # Whether its servers may meter requests (rate headers, 429s): the endpoint's ramp (`net.ramp`)
+    # then sends one request alone until its reply shows the meters. Local servers queue instead:
+    # once one answers, every slot goes at once.
     may_meter = True
     # The answer's token budget: every current OpenAI chat model takes `max_completion_tokens`,
     # and reasoning models refuse `max_tokens` (bodies are built with `max_tokens`, renamed here).
