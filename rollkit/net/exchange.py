@@ -36,7 +36,7 @@ class Exchange:
     def __init__(self, session: aiohttp.ClientSession, timeout: float, count: Callable[[str], None]) -> None:
         self._session = session
         self.timeout = timeout
-        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT_SECONDS))
+        self._timeout = self.session_timeout(timeout)
         self._count = count
 
     @staticmethod
