@@ -36,7 +36,7 @@ from rollkit.net.endpoints import (
 )
 from rollkit.net.kinds.reasoning import EFFORTS
 from rollkit.net.secrets import RedactingFilter
-from rollkit.stages.runner import NothingUseful
+from rollkit.stages.summary import NothingUseful
 from rollkit.store.result_log import LogLockedError
 
 log = logging.getLogger("rollkit")

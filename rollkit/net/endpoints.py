@@ -1,5 +1,6 @@
 """Endpoints: configuration (flags or TOML), the adapters that shape a request for each kind, and the
-pool that routes each request to the endpoint with the most headroom."""
+pool that routes each request to the endpoint that can take it soonest (each endpoint's live state
+is its own: `endpoint_state`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import heapq
 import ipaddress
 import itertools
 import os
-import random
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -20,16 +20,13 @@ from aiohttp import BasicAuth
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
+from rollkit.net.endpoint_state import EndpointState
 from rollkit.net.kinds import KIND_ADAPTERS, Kind, adapter
 from rollkit.net.kinds.azure import DEFAULT_API_VERSION
-from rollkit.net.pacing import FIRST_REPLY_WAIT_SECONDS, Pacer
 from rollkit.net.secrets import register_secret
 
 KINDS = tuple(KIND_ADAPTERS)
 DEFAULT_AZURE_API_VERSION = DEFAULT_API_VERSION
-BACKOFF_AFTER_FAILURES = 3  # failures in a row before the whole endpoint backs off
-MAX_BACKOFF_SECONDS = 30.0
-DOWN_AFTER_SECONDS = 2.0  # no answer for this long, while failing in a row: the endpoint is down
 
 
 class EndpointConfigError(Exception):
@@ -71,6 +68,11 @@ class Endpoint:
 
     def shape_body(self, body: dict) -> dict:
         return self.adapter.shape_body(self, body)
+
+    def completion_budget(self, body: dict) -> int:
+        """The completion tokens a request of `body` reserves on this endpoint, as it is sent: the
+        budget under the kind's name, a reasoning model's thinking allowance included, times `n`."""
+        return self.adapter.completion_budget(self, body)
 
     def describe(self) -> str:
         target = self.adapter.target_model(self)
@@ -194,70 +196,6 @@ def endpoint_from_flags(
     return _check(endpoint, "command line")
 
 
-class EndpointState:
-    """The live pacing and health of one endpoint."""
-
-    def __init__(self, endpoint: Endpoint, max_in_flight: int = 1 << 30) -> None:
-        self.endpoint = endpoint
-        self.pacer = Pacer(endpoint.rpm, endpoint.tpm, endpoint.window_seconds, max_in_flight,
-                           header_name=endpoint.adapter.ratelimit_header,
-                           first_reply_wait=FIRST_REPLY_WAIT_SECONDS if endpoint.adapter.may_meter else 0.0)
-        self.failures_in_a_row = 0
-        self.down_since: float | None = None  # first failure since the last answer
-        self.sent = 0
-        self.rate_limited = 0
-        self.answers = 0  # replies that show the server is up
-
-    def wait_time(self, cost: float) -> float:
-        return self.pacer.wait_time(cost)
-
-    def headroom(self) -> float:
-        return self.pacer.headroom()
-
-    def pause(self, seconds: float) -> None:
-        self.pacer.pause(seconds)
-
-    def record_success(self) -> None:
-        self.answers += 1
-        self.failures_in_a_row = 0
-        self.down_since = None
-
-    def record_alive(self) -> None:
-        """The server answered a probe: whatever failed, it is up (slow is not down)."""
-        self.failures_in_a_row = 0
-        self.down_since = None
-
-    def record_failure(self) -> None:
-        """A failing endpoint backs off on its own (capped, jittered), so the others carry the load
-        and a server that is down is not hammered by every waiting request."""
-        self.failures_in_a_row += 1
-        if self.down_since is None:
-            self.down_since = time.monotonic()
-        now = time.monotonic()
-        if self.in_outage() and self.pacer.paused_until <= now:
-            # Scattered failures between answers are the requests' business (each retries on its
-            # own); only an endpoint that stopped answering is paused as a whole, and it is tried
-            # again after a share of how long it has been down (a short outage ends in about a
-            # second, a long one is asked every 30 s), with jitter so many clients do not align.
-            delay = min(MAX_BACKOFF_SECONDS, max(1.0, 0.5 * self.down_for(now)))
-            self.pause(delay * random.uniform(0.5, 1.0))
-
-    def in_outage(self) -> bool:
-        """Failing in a row, with no answer for a while."""
-        return self.failures_in_a_row >= BACKOFF_AFTER_FAILURES and self.down_for(time.monotonic()) >= DOWN_AFTER_SECONDS
-
-    def down_for(self, now: float) -> float:
-        return 0.0 if self.down_since is None else now - self.down_since
-
-    def where(self) -> str:
-        return self.endpoint.where()
-
-    def describe(self) -> dict:
-        share = self.rate_limited / self.sent if self.sent else 0.0
-        return {"sent": self.sent, "rate_limited": self.rate_limited, "share_429": round(share, 4),
-                "paced_at": self.pacer.describe()}
-
-
 class PriorityGate:
     """One holder at a time; waiters are served lowest priority first, then in arrival order, so a
     request sent back after a 429 goes ahead of requests that never left."""
@@ -303,46 +241,47 @@ class EndpointPool:
     def __init__(self, endpoints: list[Endpoint], max_in_flight: int = 1 << 30) -> None:
         if not endpoints:
             raise EndpointConfigError("no endpoints configured")
-        self.states = [EndpointState(endpoint, max_in_flight) for endpoint in endpoints]
+        self._changed = asyncio.Event()  # an answer came back: in-flight windows, meters or ramps moved
+        self.states = [EndpointState(endpoint, max_in_flight, notify=self._changed.set) for endpoint in endpoints]
         self._gate = PriorityGate()
-        self._changed = asyncio.Event()  # an answer came back: in-flight windows or meters moved
 
-    async def acquire(self, cost: float, priority: int = 1) -> tuple[EndpointState, tuple]:
-        """Wait for an endpoint that can take `cost` now and reserve it there; returns the endpoint
-        and the marks its answer's readings are aged by. Priority 0 goes first (requests resent)."""
+    async def acquire(self, prompt_tokens: float, body: dict, priority: int = 1) -> tuple[EndpointState, tuple, float]:
+        """Wait for an endpoint that can take the request now and reserve it there; returns the
+        endpoint, the marks its answer's readings are aged by, and the tokens reserved (the prompt
+        and the completion budget as that endpoint is sent it). Priority 0 goes first (resent)."""
         async with self._gate.turn(priority):
+            costs = [prompt_tokens + state.endpoint.completion_budget(body) for state in self.states]
             while True:
-                wait, state = self._soonest(cost)
+                wait, index = self._soonest(costs)
                 if wait <= 0:
-                    state.sent += 1
-                    return state, state.pacer.reserve(cost)
+                    state = self.states[index]
+                    return state, state.reserve(costs[index]), costs[index]
                 self._changed.clear()
                 try:
                     await asyncio.wait_for(self._changed.wait(), timeout=min(wait, 5.0))
                 except TimeoutError:
                     pass
 
-    def _soonest(self, cost: float) -> tuple[float, EndpointState]:
-        """The endpoint that can take `cost` soonest, ties to one that is not failing in a row,
+    def _soonest(self, costs: list[float]) -> tuple[float, int]:
+        """The endpoint that can take its cost soonest, ties to one that is not failing in a row,
         then to the most headroom (a server that meters nothing always has room, so without this
         a broken one would take every other request); each endpoint's wait is worked out once
         (this runs for every request)."""
-        best, best_key = self.states[0], None
-        for state in self.states:
-            key = (state.wait_time(cost), state.failures_in_a_row > 0, -state.headroom())
+        best, best_key = 0, None
+        for index, state in enumerate(self.states):
+            key = (state.wait_time(costs[index]), state.failures_in_a_row > 0, -state.headroom())
             if best_key is None or key < best_key:
-                best, best_key = state, key
+                best, best_key = index, key
         return best_key[0], best
 
     def limit_in_flight(self, count: int) -> None:
         """At most `count` requests in flight per endpoint (the stage's concurrency); a server with
         no meter of its own gets fewer while it answers 429s."""
         for state in self.states:
-            state.pacer.max_in_flight = count
-            state.pacer.window_in_flight = float(count)
+            state.limit_in_flight(count)
 
     def release(self, state: EndpointState) -> None:
-        state.pacer.release()
+        state.release()
         self._changed.set()
 
     def outage_seconds(self) -> float:

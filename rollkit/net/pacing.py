@@ -18,13 +18,13 @@ A configured rpm/tpm (flag or endpoints file) is a ceiling: the server's lower f
 second's worth is assumed. After a 429 the level is emptied so that waiting requests leave at the
 refill pace once the pause ends, not all together.
 
-Rates are in units per wall-clock second; `window` is the length of the servers' "minute" (60 for
-real services; tests shrink it, and every time constant here shrinks with it).
+Rates are in units per wall-clock second; `window` is the length of the servers' "minute" (60 for real
+services; tests shrink it, and every time constant here shrinks with it). How many requests go before
+a server has shown its meters is the endpoint's ramp's business (`ramp`).
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections import deque
@@ -40,11 +40,6 @@ PROBE_SECONDS = 1.0  # with the refill rate unknown and the bucket read as empty
 # Pace a little under the rate: each request then leaves the server's bucket a little fuller than we
 # found it, which absorbs the jitter of arrival times once the burst is spent.
 SAFETY = 0.97
-# The first request goes alone until its reply shows the server's meters, but no longer than this:
-# a long generation (minutes, on a reasoning model) must not hold every other request back.
-FIRST_REPLY_WAIT_SECONDS = 2.0
-# Then, until a meter header or a 429, the requests in flight double this often: 64 in 1.5 s.
-RAMP_DOUBLING_SECONDS = 0.25
 
 
 def parse_reset(value: str | None) -> float | None:
@@ -80,8 +75,8 @@ class Reading:
 
 
 class Aimd:
-    """A request rate found from 429s alone. Nothing is paced before the first 429 (the pacer's
-    ramp-up of requests in flight finds the server's pace); the first halves the rate the server
+    """A request rate found from 429s alone. Nothing is paced before the first 429 (the endpoint's
+    ramp of requests in flight finds the server's pace); the first halves the rate the server
     delivered over the last few seconds, and from then on additive increase and multiplicative
     decrease, the decrease bounded by the delivered rate too (a burst inflates the rate the sender
     saw)."""
@@ -322,19 +317,11 @@ def openai_header_name(what: str, unit: str) -> str:
 class Pacer:
     """The pacing of one endpoint: its two meters, the pause a 429 asks for, and how many requests
     it may have in flight (halved on a 429 when the server shows no meter, grown as answers flow).
-    `header_name(what, unit)` names the meter headers (the endpoint kind's).
-
-    Until the server has shown a meter or a 429, the requests in flight ramp up: one alone until
-    the first reply (which tells what the server meters; a ceiling is no promise), or for at most
-    `first_reply_wait` seconds (a long first answer must not hold the rest back), then doubling
-    every RAMP_DOUBLING_SECONDS, so a server that queues is full within a few seconds while one
-    with a short burst answers 429 before many are out. `first_reply_wait` 0 (a local server,
-    which meters nothing) sends every slot at once."""
+    `header_name(what, unit)` names the meter headers (the endpoint kind's)."""
 
     def __init__(self, rpm: float, tpm: float, window: float = 60.0, max_in_flight: int = 1 << 30,
                  clock: Callable[[], float] = time.monotonic,
-                 header_name: Callable[[str, str], str] = openai_header_name,
-                 first_reply_wait: float = FIRST_REPLY_WAIT_SECONDS) -> None:
+                 header_name: Callable[[str, str], str] = openai_header_name) -> None:
         self.requests = Meter("requests", rpm, window, adaptive=True, clock=clock)
         self.tokens = Meter("tokens", tpm, window, clock=clock)
         self._names = {unit: (header_name("limit", unit), header_name("remaining", unit))
@@ -342,44 +329,25 @@ class Pacer:
         self._reset_names = (header_name("reset", "requests"), header_name("reset", "tokens"))
         self._clock = clock
         self.paused_until = 0.0
-        self.max_in_flight = max_in_flight
-        self.window_in_flight = float(max_in_flight)
+        self.max_in_flight, self.window_in_flight = max_in_flight, float(max_in_flight)
         self.in_flight = 0
-        self.first_reply_wait = first_reply_wait
-        self._first_sent_at: float | None = None
-        self._first_reply_at: float | None = None
-        self._meter_seen = False
 
     def wait_time(self, cost: float) -> float:
         now = self._clock()
         if self.in_flight >= max(1, int(self.window_in_flight)):
             return float("inf")
-        ramp_wait = self._ramp_wait(now)
-        if ramp_wait > 0:
-            return ramp_wait
         return max(self.paused_until - now, self.requests.wait_time(1), self.tokens.wait_time(cost))
-
-    def _ramp_wait(self, now: float) -> float:
-        """Seconds until the ramp-up allows one more request in flight (0: it allows it now)."""
-        if self.first_reply_wait <= 0 or self._meter_seen or self.requests.aimd_active or self._first_sent_at is None:
-            return 0.0
-        start = self._first_sent_at + self.first_reply_wait
-        if self._first_reply_at is not None:
-            start = min(start, self._first_reply_at)
-        if now < start:
-            return start - now if self.in_flight else 0.0
-        # in flight allowed: 2 ** (seconds since start / doubling)
-        due = start + RAMP_DOUBLING_SECONDS * math.log2(self.in_flight + 1)
-        return max(0.0, due - now)
 
     def headroom(self) -> float:
         return min(self.requests.headroom(), self.tokens.headroom())
 
+    def limit_in_flight(self, count: int) -> None:
+        """At most `count` in flight (the stage's concurrency), fewer while 429s come with no meter."""
+        self.max_in_flight, self.window_in_flight = count, float(count)
+
     def reserve(self, cost: float) -> tuple[float, float, float]:
         """Take one request and `cost` tokens; the marks let a reading be aged to the present."""
         self.in_flight += 1
-        if self._first_sent_at is None:
-            self._first_sent_at = self._clock()
         return self._clock(), self.requests.take(1), self.tokens.take(cost)
 
     def release(self) -> None:
@@ -390,8 +358,6 @@ class Pacer:
 
     def observe(self, headers: Mapping[str, str], marks: tuple[float, float, float], cost: float) -> bool:
         """Read the meter headers of any answer (429s included); True when the server sent one."""
-        if self._first_reply_at is None:
-            self._first_reply_at = self._clock()
         sent_at, request_mark, token_mark = marks
         seen = False
         for meter, mark, amount in ((self.requests, request_mark, 1.0), (self.tokens, token_mark, cost)):
@@ -400,7 +366,6 @@ class Pacer:
             meter.observe_remaining(header_number(headers, remaining_name), sent_at, mark, amount)
             # A header sent as -1 or 0 is no reading, but it shows the server meters this.
             seen = seen or limit_name in headers or remaining_name in headers
-        self._meter_seen = self._meter_seen or seen
         return seen
 
     def asked_pause(self, headers: Mapping[str, str]) -> float:

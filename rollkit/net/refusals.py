@@ -12,9 +12,9 @@ the record's. "The same way" is what the refusal is: its status, error code and 
 it names, and its message with the numbers masked, for a message may carry the request's own counts
 (OpenAI's "you requested 8010 tokens (10 in the messages, 8000 in the completion)"). Refusals cost
 nothing, and every request refused meanwhile waits for that verdict, so none of them is written off
-either. Until the first answer (or `OPEN_AFTER_SECONDS` without a refusal, for servers that take
-minutes to answer) at most `FIRST_WAVE` requests are in flight, so a run that will be refused stops
-within about ten requests whatever its concurrency.
+either. Each endpoint's verdict is owned by its ramp (`ramp`), which holds at most eight requests in
+flight to the endpoint until its first answer, so a run that will be refused stops within about ten
+requests whatever its concurrency.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
-FIRST_WAVE = 8
-OPEN_AFTER_SECONDS = 1.0
 PROBE_PROMPT = "Reply with the word OK."
 
 MESSAGE_CHARS = 2000  # of the server's message kept; real ones are a sentence or three
@@ -69,41 +67,6 @@ def probe_body(body: dict) -> dict:
     probe = {name: value for name, value in body.items() if name not in ("n", "messages")}
     probe["messages"] = [{"role": "user", "content": PROBE_PROMPT}]
     return probe
-
-
-class FirstWave:
-    """At most `size` requests in flight until the endpoints have answered once, or stayed quiet
-    (no refusal) for `open_after` seconds after the first request left."""
-
-    def __init__(self, size: int = FIRST_WAVE, open_after: float = OPEN_AFTER_SECONDS) -> None:
-        self.size, self.open_after = size, open_after
-        self.opened = False
-        self.refused = False  # a refusal is being judged: wait for the verdict before opening
-        self._in_flight = 0
-        self._freed = asyncio.Event()
-        self._timer: asyncio.TimerHandle | None = None
-
-    async def enter(self) -> None:
-        if self._timer is None and not self.opened:
-            self._timer = asyncio.get_running_loop().call_later(self.open_after, self._quiet)
-        while not self.opened and self._in_flight >= self.size:
-            self._freed.clear()
-            await self._freed.wait()
-        self._in_flight += 1
-
-    def leave(self) -> None:
-        self._in_flight -= 1
-        self._freed.set()
-
-    def open(self) -> None:
-        self.opened = True
-        if self._timer is not None:
-            self._timer.cancel()
-        self._freed.set()
-
-    def _quiet(self) -> None:
-        if not self.refused:
-            self.open()
 
 
 class RefusalWatch:

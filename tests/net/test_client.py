@@ -1,4 +1,5 @@
-"""The client and pool against emulators over real HTTP: 429s, error classes, routing, resting."""
+"""One request's outcome through the client and pool, against emulators over real HTTP: 429s, error
+classes, routing, resting, credentials, proxies; and the endpoints file and replies it reads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import pytest
 
 from rollkit.emulator.testing import get_stats, run_emulators
 from rollkit.net.client import ChatClient, FatalEndpointError, OutageError
-from rollkit.net.endpoints import Endpoint, EndpointPool
+from rollkit.net.endpoints import (
+    Endpoint,
+    EndpointConfigError,
+    EndpointPool,
+    load_endpoints_toml,
+    resolve_key,
+)
+from rollkit.net.replies import result_from_response
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +147,34 @@ def test_a_configured_proxy_is_not_used_for_loopback_servers(urls, monkeypatch):
         async with ChatClient(pool, None, max_attempts=1) as client:
             return await client.complete(body(300))
     assert run(go()).ok
+
+
+# Endpoints files and replies -----------------------------------------------------------------
+
+def test_endpoint_file_errors_name_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "e.toml"
+    path.write_text('[[endpoint]]\nname="a"\nkind="azure"\nbase_url="https://x"\ndeployment="d"\nkey_env="K1"\n')
+    [endpoint] = load_endpoints_toml(path)
+    monkeypatch.delenv("K1", raising=False)
+    with pytest.raises(EndpointConfigError, match="K1 is not set"):
+        resolve_key(endpoint)
+    monkeypatch.setenv("K1", "secret-value-123")
+    assert "secret-value-123" not in repr(resolve_key(endpoint))
+    path.write_text('[[endpoint]]\nkind="bogus"\nbase_url="https://x"\n')
+    with pytest.raises(EndpointConfigError, match="e.toml endpoint 1"):
+        load_endpoints_toml(path)
+
+
+def test_a_reply_with_n_choices_is_judged_choice_by_choice():
+    reply = {"model": "m", "choices": [
+        {"index": 0, "message": {"content": "fine"}, "finish_reason": "stop"},
+        {"index": 1, "message": {"content": "cut"}, "finish_reason": "length"},
+        {"index": 2, "message": {"content": None}, "finish_reason": "content_filter"}]}
+    parts = result_from_response(reply, per_choice=True).split(4)
+    # issue 15: an answer cut off at the budget is still an answer, kept with its finish reason
+    assert [p.ok for p in parts] == [True, True, False, False]
+    assert [p.reason for p in parts] == [None, None, "content_filter", "n_ignored"]
+    assert parts[1].text == "cut" and parts[1].finish_reasons == ["length"]
+    refused = result_from_response({"choices": [{"index": 0, "finish_reason": "content_filter", "message": {}}]},
+                                   per_choice=True)
+    assert [p.reason for p in refused.split(2)] == ["content_filter", "content_filter"]

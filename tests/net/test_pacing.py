@@ -1,5 +1,6 @@
-"""Pacing from what the server says, over real HTTP against emulators that meter like the real
-services: short bursts, rejected requests counted, and each header shape (or none)."""
+"""Pacing from what the server says: each meter unit by unit on a clock the test moves, then over real
+HTTP against emulators that meter like the real services: short bursts, rejected requests counted,
+each header shape (or none), and a reasoning model's whole budget."""
 
 from __future__ import annotations
 
@@ -11,7 +12,81 @@ import pytest
 from rollkit.emulator.testing import get_stats, run_emulator
 from rollkit.net.client import ChatClient
 from rollkit.net.endpoints import Endpoint, EndpointPool
-from rollkit.net.pacing import SAFETY, Pacer
+from rollkit.net.pacing import SAFETY, Meter, Pacer, header_number, parse_reset
+
+# Meters, unit by unit, on a clock the test moves ---------------------------------------------
+
+def test_meter_paces_at_the_rate_it_was_told_and_waits_exactly():
+    now = [0.0]
+    meter = Meter("requests", 60, window=60, clock=lambda: now[0])  # a ceiling of 1 a second
+    meter.take(meter.level())
+    assert meter.wait_time(1) == pytest.approx(1.0)
+    now[0] = 0.5
+    assert meter.wait_time(1) == pytest.approx(0.5)
+
+
+def test_meter_learns_limit_and_burst_from_openai_headers_and_the_server_wins():
+    now = [0.0]
+    meter = Meter("requests", 1200, window=60, clock=lambda: now[0])  # configured 2x too high
+    mark = meter.take(1)
+    meter.observe_limit(600)
+    meter.observe_remaining(99, sent_at=0.0, mark=mark, cost=1)
+    assert meter.per_minute() == pytest.approx(600 * SAFETY) and meter.source() == "headers"
+    assert meter.capacity() == 100 and meter.level() == pytest.approx(99)
+
+
+def test_meter_learns_the_refill_rate_from_remaining_readings_alone():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, clock=lambda: now[0])
+    mark = meter.take(1)
+    meter.observe_remaining(99, 0.0, mark, 1)  # at idle: the burst is 100
+    for _ in range(95):
+        mark = meter.take(1)
+    meter.observe_remaining(4, 0.0, mark, 1)
+    now[0] = 2.0  # 2 s later, 10 a second refilled 20, and we sent 5 more
+    for _ in range(5):
+        mark = meter.take(1)
+    meter.observe_remaining(19, 2.0, mark, 1)
+    assert meter.per_minute() == pytest.approx(600 * SAFETY, rel=0.01)
+    assert meter.source() == "learned from remaining"
+
+
+def test_unknown_header_values_are_never_limits():
+    assert header_number({"x": "-1"}, "x") is None and header_number({"x": "0"}, "x") is None
+    assert header_number({}, "x") is None and header_number({"x": "12"}, "x") == 12
+
+
+def test_without_headers_the_rate_comes_from_429s():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, adaptive=True, clock=lambda: now[0])
+    for _ in range(20):  # 10 answers a second for 2 s, unpaced: no 429 yet
+        now[0] += 0.1
+        meter.observe_success()
+    assert meter.per_minute() is None
+    delivered = 20 / 1.9 * 60  # per minute, from the first answer to the last
+    meter.observe_429(sent_at=now[0], pause=1.0)
+    assert meter.per_minute() == pytest.approx(delivered / 2) and meter.source() == "learned from 429s"
+    meter.observe_429(sent_at=now[0] - 1.0, pause=1.0)  # sent before the decrease: no news
+    assert meter.per_minute() == pytest.approx(delivered / 2)
+
+
+def test_reset_header_formats():
+    assert parse_reset("6m0s") == 360
+    assert parse_reset("120ms") == pytest.approx(0.12)
+    assert parse_reset("1.5s") == 1.5
+    assert parse_reset(None) is None
+
+
+def test_a_burst_of_one_never_waits_for_more_than_it_holds():
+    now = [0.0]
+    meter = Meter("requests", 0, window=60, adaptive=True, clock=lambda: now[0])
+    meter.observe_429(sent_at=0.0, pause=0.0)  # rate 0.5/s: a burst of one request
+    now[0] = 10.0
+    assert meter.capacity() == 1 and meter.wait_time(1) == 0
+
+
+
+# Over HTTP, against emulators that meter -------------------------------------------------------
 
 # Seconds per emulated minute: long enough that a client stalled for a moment by a busy machine
 # (tens of ms) stays a small error in the rates learned from readings spread over the window.
@@ -133,25 +208,30 @@ def test_a_server_that_queues_gets_the_whole_concurrency_within_seconds(kind):
     assert served["by_status"] == {"200": 64} and served["generation"]["peak_generating"] == 32
 
 
-def test_without_a_meter_the_requests_in_flight_double_until_a_429():
-    now = [0.0]
-    pacer = Pacer(0, 0, max_in_flight=64, clock=lambda: now[0])
+def o4_mini_body(index: int) -> dict:
+    return {"model": "o4-mini", "max_tokens": 16, "messages": [{"role": "user", "content": f"Is {index} even?"}]}
 
-    def fill() -> int:
-        sent = 0
-        while pacer.wait_time(10) == 0:
-            pacer.reserve(10)
-            sent += 1
-        return sent
-    first = pacer.reserve(10)
-    assert pacer.wait_time(10) == pytest.approx(2.0)  # alone until the first reply, at most 2 s
-    now[0] = 0.5
-    pacer.observe({}, first, 10)  # it came, with no meter
-    pacer.release()
-    assert fill() == 1
-    now[0] = 0.5 + 4 * 0.25
-    assert pacer.in_flight + fill() == 16
-    now[0] = 0.5 + 6 * 0.25
-    assert pacer.in_flight + fill() == 64
-    pacer.on_429(now[0], 1.0, None)  # from the first 429 on, the rate is learned from 429s
-    assert pacer.requests.aimd_active and pacer.window_in_flight == 32
+
+def test_the_tokens_reserved_are_the_budget_as_sent_thinking_allowance_included():
+    async def reserved(kind: str, **extra) -> float:
+        pool = EndpointPool([Endpoint("e", kind, "http://127.0.0.1:9/v1", "o4-mini", **extra)])
+        return (await pool.acquire(30, {**o4_mini_body(0), "n": 2}))[2]
+    assert asyncio.run(reserved("openai")) == 30 + 2 * (16 + 8192)  # medium effort: 8,192 tokens to think
+    assert asyncio.run(reserved("openai", reasoning=False)) == 30 + 2 * 16
+    assert asyncio.run(reserved("local")) == 30 + 2 * 16  # a local model's name says nothing of OpenAI's rules
+
+
+def test_a_reasoning_model_is_paced_by_the_budget_the_server_meters():
+    # OpenAI meters a request's whole completion budget against the tokens limit, the thinking
+    # allowance included (the emulator does the same). Counted without it, the client sent eight
+    # 429s for every answer here; counted, none or nearly none.
+    with run_emulator("--reasoning-rules", "--tpm", "1500000", "--window-seconds", str(WINDOW), "--burst-seconds",
+                      "10", "--count-rejected", "--latency-ms", "200", "--judge-garbage", "0") as url:
+        async def go() -> list:
+            pool = EndpointPool([Endpoint("e", "openai", f"{url}/v1", "o4-mini", api_key="k", window_seconds=WINDOW)])
+            async with ChatClient(pool, None, concurrency=32) as client:
+                return await asyncio.gather(*(client.complete(o4_mini_body(i)) for i in range(150)))
+        results = asyncio.run(go())
+        served = get_stats(url, with_keys=False)
+    assert all(r.ok for r in results)
+    assert served["by_status"].get("429", 0) <= 0.02 * 150

@@ -58,7 +58,6 @@ def test_imports_run_downward(path):
     assert not upward, f"{path.relative_to(PACKAGE)} ({part}) imports {sorted(upward)}: see docs/ARCHITECTURE.md"
 
 
-@pytest.mark.xfail(strict=True, reason="net/client.py and net/pacing.py are being split (issue 19)")
 def test_modules_and_functions_stay_short():
     long_modules, long_functions = [], []
     for path in modules():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rollkit.content.tokens import completion_allowance
 from rollkit.net.kinds.reasoning import fit_reasoning, is_reasoning_model
 from rollkit.net.pacing import openai_header_name
 
@@ -17,8 +18,9 @@ class Kind:
     name = ""
     default_key_env: str | None = "OPENAI_API_KEY"
     batch_url: str | None = "/v1/chat/completions"  # the `url` of a Batch API line for this kind
-    # Whether its servers may meter requests (rate headers, 429s); a first request then goes alone
-    # until its reply shows the meters. Local servers queue instead: every slot goes at once.
+    # Whether its servers may meter requests (rate headers, 429s): the endpoint's ramp (`net.ramp`)
+    # then sends one request alone until its reply shows the meters. Local servers queue instead:
+    # once one answers, every slot goes at once.
     may_meter = True
     # The answer's token budget: every current OpenAI chat model takes `max_completion_tokens`,
     # and reasoning models refuse `max_tokens` (bodies are built with `max_tokens`, renamed here).
@@ -44,6 +46,12 @@ class Kind:
             budget = shaped.pop("max_tokens")
             shaped.setdefault(self.budget_field, budget)
         return fit_reasoning(shaped, self.follows_reasoning_rules(endpoint, body.get("model")), self.budget_field)
+
+    def completion_budget(self, endpoint: Endpoint, body: dict) -> int:
+        """The completion tokens `body` reserves as this endpoint is sent it (and as a server that
+        meters the whole budget, as OpenAI does, counts it): a reasoning model's thinking allowance
+        is part of it."""
+        return completion_allowance(self.shape_body(endpoint, body))
 
     def follows_reasoning_rules(self, endpoint: Endpoint, requested: str | None = None) -> bool:
         """The endpoint's `reasoning` setting, else whether its model's name is a reasoning family's."""
