@@ -102,3 +102,11 @@ def test_bad_input_names_the_file_and_line(tmp_path):
     bad.write_text('{"question": "q"}\nnot json\n')
     done = run_script("rollkit/cli/evaluate.py", str(bad), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and f"{bad}:2: not JSON" in done.stderr
+
+
+def test_report_page_shows_the_evaluation_written_into_its_folder(evaluated):
+    tmp, _ = evaluated
+    done = run_script("report.py", str(tmp / "rollouts.scored.jsonl"), "--out", str(tmp / "rollouts"))
+    assert done.returncode == 0, done.stderr
+    page = (tmp / "rollouts" / "index.html").read_text()
+    assert "PRM: best-of-N accuracy against N" in page and "prm_accuracy_vs_n.png" in page
