@@ -95,3 +95,37 @@ def test_auto_falls_back_to_per_step_without_prompt_logprobs(tmp_path):
         done, out = score(base, tmp_path, "auto", "--prm-mode", "auto")
     assert done.returncode == 0, done.stderr
     assert {r["prm_mode"] for r in read_jsonl(out)} == {"per-step"}
+
+
+def test_bad_input_is_named_by_file_and_line(url, tmp_path):
+    records = [{"question": "q1", "answer": "4", "response": "no steps here at all"},
+               {"question": "q2", "answer": "4", "generated_answers": ["free text", "more free text"]}]
+    path = write_jsonl(tmp_path / "rollouts.jsonl", records)
+    done, out = score(url, tmp_path, "bad")
+    assert done.returncode == 0, done.stderr
+    errors = read_jsonl(tmp_path / "bad.jsonl.errors.jsonl")
+    assert [(e["reason"], e["line"]) for e in errors] == [("no_steps", 1), ("no_steps", 2)]
+    assert errors[0]["message"].startswith(f"{path}:1: the solution has no steps")
+    assert "candidates [0, 1]" in errors[1]["message"] and "--step-split" in errors[1]["message"]
+    # free text split by a regex is scored
+    done, out = score(url, tmp_path, "split", "--step-split", r"(?<=\.)\s+")
+    assert done.returncode == 0, done.stderr
+    rows = {r["question"]: r for r in read_jsonl(out)}
+    assert len(rows["q1"]["prm_step_scores"]) == 1 and isinstance(rows["q1"]["prm_score"], float)
+    assert [len(s) for s in rows["q2"]["prm_step_scores"]] == [1, 1] and len(rows["q2"]["prm_score"]) == 2
+
+
+def test_a_server_without_logprobs_stops_the_run_naming_the_record(tmp_path):
+    rollouts(tmp_path)
+    with run_emulator("--seed", "3", "--no-auth", "--prm-no-logprobs") as base:
+        done, _ = score(base, tmp_path, "nolog", "--prm-mode", "per-step", "--concurrency", "1")
+    assert done.returncode == 2
+    assert f"{tmp_path / 'rollouts.jsonl'}:1: tiny-prm: the server returned no top_logprobs" in done.stderr
+
+
+def test_step_tokens_that_are_not_single_tokens_are_named(url, tmp_path):
+    rollouts(tmp_path)
+    done, _ = score(url, tmp_path, "split-token", "--prm-mode", "one-request", "--step-tokens", "<+>,<->",
+                    "--concurrency", "1")
+    assert done.returncode == 2
+    assert "step token '<+>' is not a single token in the model's vocabulary" in done.stderr
