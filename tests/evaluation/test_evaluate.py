@@ -110,3 +110,28 @@ def test_report_page_shows_the_evaluation_written_into_its_folder(evaluated):
     assert done.returncode == 0, done.stderr
     page = (tmp / "rollouts" / "index.html").read_text()
     assert "PRM: best-of-N accuracy against N" in page and "prm_accuracy_vs_n.png" in page
+
+
+def test_the_demo_rollouts_with_their_images_through_prm_score_and_evaluate(tmp_path):
+    """rollout.py's own output (4 rollouts a question, images attached) is what prm-score reads: the
+    emulator's PRM then finds the planted first errors its policy wrote, and best-of-N by the
+    weakest step is the oracle."""
+    questions = "input_data_files/VQAv2/questions.jsonl"
+    with run_emulator("--seed", "7", "--no-auth", "--answer-key", questions) as url:
+        done = run_script("rollout.py", "--input", questions, "--output", str(tmp_path / "rollouts.jsonl"),
+                          "--base-url", url + "/v1", "--model_name", "demo-policy", "--dataset-name", "vqav2",
+                          "--num-rollouts", "4", "--num-mc", "2", "--end", "4")
+        assert done.returncode == 0, done.stderr
+        done = run_script("rollkit/cli/prm_score.py", "--input", str(tmp_path / "rollouts.jsonl"), "--output",
+                          str(tmp_path / "prm.jsonl"), "--model", "demo-prm", "--base-url", url + "/v1")
+        assert done.returncode == 0, done.stderr
+    scored = read_jsonl(tmp_path / "prm.jsonl")
+    assert len(scored) == 16 and {r["prm_mode"] for r in scored} == {"one-request"}
+    done = run_script("rollkit/cli/evaluate.py", str(tmp_path / "prm.jsonl"), "--out", str(tmp_path / "report"),
+                      "--dataset-name", "vqav2")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "report" / "evaluation.json").read_text())
+    curves = result["best_of_n"]
+    assert curves["questions"] == 4 and curves["n"] == [1, 2, 4]
+    assert curves["prm_min"] == curves["oracle"]
+    assert curves["oracle"][-1] > curves["random"][-1]  # the emulator's policy is right 60% of the time
