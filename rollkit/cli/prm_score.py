@@ -59,9 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--prompt-file", help="the system prompt it was trained with (default: the export's)")
     group.add_argument("--top-logprobs", type=int, default=20, metavar="K",
                        help="per-step: top_logprobs asked (default: 20, OpenAI's and vLLM's cap)")
-    group.add_argument("--prompt-logprobs", type=int, default=5, metavar="K",
+    group.add_argument("--prompt-logprobs", type=int, default=20, metavar="K",
                        help="one-request: prompt_logprobs asked; a bad token outside them is asked again "
-                            "exactly (default: 5)")
+                            "exactly (default: 20, vLLM's cap)")
     cli.add_endpoint_flags(parser)
     cli.add_run_flags(parser)
     return parser

@@ -55,7 +55,10 @@ MODES = ("one-request", "per-step", "auto")
 UNIFORM_REASONS = ("no_logprobs", "no_prompt_logprobs", "step_token_not_single")
 
 
-def aggregate(scores: list[float], how: str) -> float:
+def aggregate(scores: list[float | None], how: str) -> float | None:
+    """None when a step has no score: an aggregate over the others would be a made-up number."""
+    if not scores or any(s is None for s in scores):
+        return None
     return float(AGGREGATES[how](scores))
 
 
@@ -68,14 +71,14 @@ class PrmParams:
     how: str = "min"
     text_only: bool = False
     step_split: re.Pattern[str] | None = None
-    prompt_k: int = 5  # prompt_logprobs: the good token is always there; a missing bad one is re-asked
+    prompt_k: int = 20  # prompt_logprobs (vLLM caps k at 20); a bad token outside is re-asked
     top_k: int = 20  # top_logprobs: OpenAI's and vLLM's default cap
     max_image_side: int | None = None
 
 
 @dataclass
 class Scored:
-    scores: list[float]
+    scores: list[float | None]
     bounds: dict[str, list[float]] = field(default_factory=dict)
     reasked: int = 0
 
@@ -111,12 +114,14 @@ class PrmScorer:
                 raise UniformRefusal(f"{item.where}: {self.p.model}: {exc}") from exc
             return Outcome(error_reason=exc.reason, message=f"{item.where}: {exc}")
         self._scored = True
+        unscored = any(score is None for s in scored for score in s.scores)
         fields = {"prm_step_scores": [s.scores for s in scored],
                   "prm_score": [aggregate(s.scores, self.p.how) for s in scored],
                   "prm_step_bounds": [s.bounds for s in scored]}
         if solutions.kind == "rollout":
             fields = {name: value[0] for name, value in fields.items()}
-        return Outcome(record={**fields, "prm_aggregate": self.p.how, "prm_mode": self.mode})
+        # a step with no score: written, and marked incomplete so --retry-failed asks again
+        return Outcome(record={**fields, "prm_aggregate": self.p.how, "prm_mode": self.mode}, incomplete=unscored)
 
     async def _solution(self, record: dict, steps: list[str], images: list[dict]) -> Scored:
         if self.mode is None:

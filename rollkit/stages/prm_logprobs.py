@@ -8,10 +8,11 @@ A step's score is P(good) / (P(good) + P(bad)) at the assistant turn that follow
   server sends them, else it is the first entry (vLLM puts it first). The turn's token is found
   after the step's text: the first position whose token decodes to the good token exactly. Its own
   log-probability is always there; the bad token's only when it is in the top k, else the caller
-  asks again for that step alone with the bad token in the turn (`missing_bad`): exact, not guessed.
+  asks again for that step alone with the bad token in the turn: exact, not guessed.
 - **per step** (`logprobs` + `top_logprobs` on one generated token): both tokens must be among the
   top k. One that is not is bounded by the smallest listed probability, and the step's score is
-  reported as that bound with the interval in `bounds`, never as a made-up number.
+  reported as that bound with the interval in `bounds`, never as a made-up number; with neither
+  listed the step has no score (null, interval [0, 1]).
 """
 
 from __future__ import annotations
@@ -37,14 +38,15 @@ class TurnLogprobs:
     floor: float | None = None  # the smallest log-probability listed there (a bound for a missing one)
 
 
-def step_score(turn: TurnLogprobs) -> tuple[float, tuple[float, float] | None]:
+def step_score(turn: TurnLogprobs) -> tuple[float | None, tuple[float, float] | None]:
     """The score, and the interval it lies in when one token was not listed (the score is then the
-    interval's end the listed token fixes: the lower end when bad is missing, the upper when good is)."""
+    interval's end the listed token fixes: the lower end when bad is missing, the upper when good is).
+    Neither listed: no score (None) in [0, 1], for the record to say so rather than guess."""
     if turn.good is not None and turn.bad is not None:
         g, b = math.exp(turn.good), math.exp(turn.bad)
         return g / (g + b), None
     if turn.floor is None or (turn.good is None and turn.bad is None):
-        raise LogprobError("no_step_logprobs", "neither step token is among the log-probabilities returned")
+        return None, (0.0, 1.0)
     limit = math.exp(turn.floor)
     if turn.bad is None:
         g = math.exp(turn.good)

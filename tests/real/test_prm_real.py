@@ -55,7 +55,9 @@ def test_prompt_logprobs_shape(vllm, tmp_path):
     for position in positions[1:]:
         entries = list(position.values())
         assert 2 <= len(entries) <= 3 and all(set(e) == {"logprob", "rank", "decoded_token"} for e in entries)
-        assert sorted(e["rank"] for e in entries[1:]) == [1, 2]
+        ranks = [e["rank"] for e in entries]
+        # the prompt token first; the top 2 after it, the one it is itself merged into its entry
+        assert {1, 2} <= set(ranks) and len(entries) == (2 if ranks[0] <= 2 else 3)
     pluses = [p for p in positions[1:] if next(iter(p.values()))["decoded_token"] == "+"]
     assert len(pluses) >= 2  # the two assistant turns (the system prompt's "+" is in quotes: '"+')
     print(json.dumps(positions[-3:], indent=1))
@@ -73,14 +75,16 @@ def test_one_request_and_per_step_agree(vllm, tmp_path):
     compared = 0
     for key, row in ones.items():
         assert len(row["prm_step_scores"]) == STEPS and row["prm_mode"] == "one-request"
+        assert all(isinstance(a, float) for a in row["prm_step_scores"])  # the re-ask makes each exact
         for i, (a, b) in enumerate(zip(row["prm_step_scores"], pers[key]["prm_step_scores"], strict=True)):
             bound = pers[key]["prm_step_bounds"].get(str(i))
             if bound is None:
                 assert a == pytest.approx(b, abs=FLOAT32), (key, i)
                 compared += 1
-            else:
+            else:  # untrained, SmolLM2 may put neither token in its top 20 (null, [0, 1]) or only one
                 assert bound[0] - FLOAT32 <= a <= bound[1] + FLOAT32
-    assert compared >= STEPS
+                assert b is None or b in (pytest.approx(bound[0]), pytest.approx(bound[1]))
+    assert compared >= 2 * STEPS
     summaries = [json.loads((tmp_path / f"{n}.jsonl.summary.json").read_text())["requests"] for n in ("one", "per")]
     assert summaries[1]["sent"] == 3 * STEPS and summaries[0]["sent"] < summaries[1]["sent"]
 
