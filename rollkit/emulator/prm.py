@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 import random
+from functools import lru_cache
 from typing import Any
 
 from rollkit.emulator.policy import seed_from
 from rollkit.emulator.shapes import error_response
 from rollkit.emulator.steps_text import is_bad_step
-from rollkit.emulator.tokens import encode, text_parts
+from rollkit.emulator.tokens import decode, encode, text_parts
 
 GOOD, BAD = "+", "-"
 FILLERS = ("The", "Step", "\n", "Yes", "No", "yes", "no", "1", "0", ".", ",", ":", " good", " bad", "Correct",
@@ -56,6 +57,7 @@ def distribution(text: str, seed: int) -> list[tuple[str, float]]:
     return sorted(((t, math.log(q)) for t, q in probs), key=lambda tq: -tq[1])
 
 
+@lru_cache(maxsize=4096)
 def token_id(token: str) -> int:
     return SPECIAL_IDS.get(token) or encode(token)[0]
 
@@ -86,14 +88,23 @@ def _pieces(body: dict) -> list[tuple[str, str | None]]:
     return out
 
 
-def _split(text: str) -> list[str]:
-    from rollkit.emulator.tokens import decode
-
-    return [decode([t]) for t in encode(text)]
+@lru_cache(maxsize=4096)
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(decode([t]) for t in encode(text))
 
 
 def _entry(token: str, logprob: float, rank: int) -> tuple[str, dict]:
     return str(token_id(token)), {"logprob": logprob, "rank": rank, "decoded_token": token}
+
+
+@lru_cache(maxsize=65536)
+def _text_position(piece: str, k: int) -> dict:
+    """A position that grades nothing: the text itself at -0.5, fillers the rest (cached: most are)."""
+    entries = dict([_entry(piece, TEXT_LOGPROB, 1)])
+    for rank, token in enumerate(FILLERS[:max(0, k - 1)], 2):
+        key, entry = _entry(token, math.log(FILLER_MASS / len(FILLERS)), rank)
+        entries.setdefault(key, entry)
+    return entries
 
 
 def prompt_logprobs(body: dict, seed: int) -> tuple[list, list[int]]:
@@ -106,9 +117,9 @@ def prompt_logprobs(body: dict, seed: int) -> tuple[list, list[int]]:
             positions.append(None)
             continue
         if graded is None:
-            ranked = [(piece, TEXT_LOGPROB)] + [(f, math.log(FILLER_MASS / len(FILLERS))) for f in FILLERS]
-        else:
-            ranked = distribution(graded, seed)
+            positions.append(_text_position(piece, k))
+            continue
+        ranked = distribution(graded, seed)
         ranks = {t: r for r, (t, _) in enumerate(ranked, 1)}
         own = dict(ranked).get(piece, math.log(1e-6))
         entries = dict([_entry(piece, own, ranks.get(piece, len(ranked) + 1))])

@@ -39,6 +39,7 @@ from rollkit.stages.prm_logprobs import (
     own_logprob,
     read_prompt_turns,
     read_top_logprobs,
+    slim,
     step_score,
 )
 from rollkit.stages.runner import Outcome
@@ -149,7 +150,8 @@ class PrmScorer:
         return {"model": self.p.model, "messages": messages, "max_tokens": 1, "temperature": 0, **logprobs}
 
     async def _ask(self, body: dict) -> ChatResult:
-        result = await self.client.complete(body, per_choice=True)  # an empty 1-token reply is fine
+        trim = slim(self.p.tokens) if "prompt_logprobs" in body else None
+        result = await self.client.complete(body, per_choice=True, trim=trim)  # an empty 1-token reply is fine
         if not result.ok:
             raise RequestFailed(result)
         return result

@@ -57,6 +57,29 @@ def step_score(turn: TurnLogprobs) -> tuple[float | None, tuple[float, float] | 
     return high, (0.0, high)
 
 
+def slim(tokens: StepTokens):
+    """A reply's `prompt_logprobs` cut to what is read: at each position the prompt token's own
+    entry and the step tokens' (the top k sent are ~20 times that; the journal keeps the cut)."""
+    wanted = {tokens.good, tokens.bad}
+
+    def cut(data: dict) -> dict:
+        positions = data.get("prompt_logprobs")
+        if not positions:
+            return data
+        ids = data.get("prompt_token_ids") or [None] * len(positions)
+        kept = []
+        for position, token_id in zip(positions, ids, strict=False):
+            own = _actual(position, token_id)
+            if own is None:
+                kept.append(position)
+                continue
+            keys = [k for k, e in position.items() if e is own or e.get("decoded_token") in wanted]
+            kept.append({k: position[k] for k in keys})
+        return {**data, "prompt_logprobs": kept}
+
+    return cut
+
+
 def _entries(position: dict) -> dict[str, float]:
     """decoded token -> log-probability at one prompt position (the first entry per text wins)."""
     out: dict[str, float] = {}
