@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rollkit.content.jsonlist import ListSyntaxError, list_elements
+from rollkit.store.digests import canonical_json
 
 # Bump only together with a migration note: every existing output is keyed by these ids.
 # 2: a record with neither `images` nor `image` is identified by its `image_path` (under 1 it was
@@ -38,7 +39,6 @@ NO_QUESTION = 'no question: expected "conversations" with a human turn or a "que
 SIDE_FILE_SUFFIXES = (".errors.jsonl", ".journal.jsonl", ".config.json", ".summary.json")
 
 _BOM = b"\xef\xbb\xbf"
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class InputError(Exception):
@@ -86,16 +86,6 @@ class InputItem:
     def where(self) -> str:
         """Human wording: `path:17` for JSONL lines, `path item 3` for JSON list elements."""
         return f"{self.source} item {self.line}" if self.in_list else self.location
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes that ids and request keys hash.
-
-    Exactly `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
-    """
-    text = _CANONICAL.encode(obj)
-    # surrogatepass only matters for lone surrogates, which strict UTF-8 would refuse to encode
-    return text.encode("utf-8", "surrogatepass")
 
 
 def human_turns(record: dict) -> list[str]:

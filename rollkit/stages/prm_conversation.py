@@ -19,11 +19,12 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from rollkit.batch.verify_requests import judge_question
-from rollkit.content.inputs import canonical_json, record_id
+from rollkit.content.inputs import record_id
+from rollkit.content.rollouts import judge_question
 from rollkit.content.steps import parse_solution
 from rollkit.export.view import read_rollout
 from rollkit.export.visualprm import StepTokens, messages_row
+from rollkit.store.digests import canonical_json
 
 
 class NoSteps(ValueError):
