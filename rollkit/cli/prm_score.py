@@ -19,7 +19,7 @@ import sys
 
 from rollkit.cli import common as cli
 from rollkit.content.inputs import iter_inputs
-from rollkit.export.visualprm import PromptFileError, StepTokens, system_prompt
+from rollkit.content.prm_turns import PromptFileError, StepTokens, system_prompt
 from rollkit.stages.prm import AGGREGATES, MODES, PrmParams, PrmScorer
 from rollkit.stages.prm_conversation import prm_record_key
 from rollkit.stages.runner import StageConfig, execute

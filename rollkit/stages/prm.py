@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from rollkit.content.inputs import InputItem
 from rollkit.content.messages import image_parts
-from rollkit.export.visualprm import StepTokens
+from rollkit.content.prm_turns import StepTokens
 from rollkit.net.client import ChatClient, ChatResult, UniformRefusal
 from rollkit.stages.prm_conversation import NoSteps, conversation, record_solutions
 from rollkit.stages.prm_logprobs import (

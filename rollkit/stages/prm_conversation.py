@@ -1,6 +1,6 @@
 """What a generative PRM is asked: the solutions of a record, and their conversations.
 
-The conversation is the one `--format visualprm` exports (export/visualprm.py's `messages_row`:
+The conversation is the one `--format visualprm` exports (content/prm_turns.py's `messages_row`:
 the same system prompt file, first-turn template, step tokens and image placement), with the good
 token in every assistant turn, so a PRM trained on the export is asked what it learned. The
 export's `{"type": "image"}` placeholders become the record's images (data URLs), or are left out
@@ -8,7 +8,8 @@ with `--text-only`; a turn holding only text is sent as a plain string, as chat 
 models expect.
 
 Solutions of a record:
-- a rollout (`steps_with_score`, or a `response` in the step format): one solution;
+- a rollout (`steps_with_score`, a ProcessBench `steps` list, or a `response` in the step format):
+  one solution;
 - a record of N candidates (`generated_answers`): one solution each, split into steps by the
   project's step parser, or by `--step-split` (a regex) for free text.
 """
@@ -20,10 +21,9 @@ import re
 from dataclasses import dataclass
 
 from rollkit.content.inputs import record_id
+from rollkit.content.prm_turns import StepTokens, messages_row
 from rollkit.content.rollouts import judge_question
 from rollkit.content.steps import parse_solution
-from rollkit.export.view import read_rollout
-from rollkit.export.visualprm import StepTokens, messages_row
 from rollkit.store.digests import canonical_json
 
 
@@ -57,13 +57,19 @@ def record_solutions(record: dict, step_split: re.Pattern[str] | None = None) ->
         if not steps:
             raise NoSteps("generated_answers is empty")
         return Solutions("candidates", steps)
-    steps = [step.text for step in read_rollout(record).steps]
+    steps = [str(s.get("step", "")) for s in record.get("steps_with_score") or [] if isinstance(s, dict)]
+    if not steps and _str_list(record.get("steps")):  # ProcessBench's rows (with a `question` added)
+        steps = list(record["steps"])
     if not steps and isinstance(record.get("response"), str):
         steps = split_steps(record["response"], step_split)
     if not steps:
         raise NoSteps("the solution has no steps (no steps_with_score, and no response in the step format"
                       "; give --step-split REGEX to split free text)")
     return Solutions("rollout", [steps])
+
+
+def _str_list(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
 def prm_record_key(record: dict) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rollkit.export.visualprm import StepTokens
+from rollkit.content.prm_turns import StepTokens
 
 
 class LogprobError(ValueError):

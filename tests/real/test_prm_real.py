@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from rollkit.export.visualprm import StepTokens, system_prompt
+from rollkit.content.prm_turns import StepTokens, system_prompt
 from rollkit.stages.prm_conversation import conversation
 from tests.real.server import SERVED_NAME
 from tests.real.test_vllm_facts import post

@@ -40,7 +40,7 @@ def expected(record: dict) -> list[float]:
 
 
 def emulated_tokens():
-    from rollkit.export.visualprm import StepTokens
+    from rollkit.content.prm_turns import StepTokens
     return StepTokens()
 
 
@@ -102,7 +102,7 @@ def test_bad_input_is_named_by_file_and_line(url, tmp_path):
                {"question": "q2", "answer": "4", "generated_answers": ["free text", "more free text"]}]
     path = write_jsonl(tmp_path / "rollouts.jsonl", records)
     done, out = score(url, tmp_path, "bad")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # nothing written: exit 1, naming the commonest reason
     errors = read_jsonl(tmp_path / "bad.jsonl.errors.jsonl")
     assert [(e["reason"], e["line"]) for e in errors] == [("no_steps", 1), ("no_steps", 2)]
     assert errors[0]["message"].startswith(f"{path}:1: the solution has no steps")
