@@ -32,6 +32,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "pipeline": ("rollkit.cli.pipeline", "rollout -> pack -> batch -> map -> export -> report from run.toml"),
     "emulator": ("rollkit.cli.emulator", "a local OpenAI/Azure-compatible server with seeded answers, for tests"),
     "check-answer": ("rollkit.cli.check_answer", "parse an answer from a response and check it (accuracy_reward.py)"),
+    "prm-score": ("rollkit.cli.prm_score", "step scores from a served PRM for rollouts or candidates, and an aggregate"),
+    "evaluate": ("rollkit.cli.evaluate", "best-of-N accuracy against N per picker, first-error F1 as ProcessBench"),
 }
 
 

@@ -12,7 +12,8 @@ examples.html, linked from it, shows rollouts themselves: those where Monte-Carl
 disagree first, then a sample of the others, each with its image thumbnail, every step marked by
 its Monte-Carlo score, and the judge's first wrong step. Relative image paths start from the
 `image_root` a stage recorded, else the file's folder, or --image-root DIR.
-It states how many records it read and what it could not use.
+When `rollkit evaluate` wrote into the same --out folder, the page also shows the PRM's best-of-N
+curves and its step-level table. It states how many records it read and what it could not use.
 Exit status: 0 done, 2 bad usage or nothing readable.
 """
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from rollkit.answers import answer_formats, get_mode
 from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, new_parser, setup_logging
+from rollkit.evaluation.summary import report_section
 from rollkit.export.view import AnswerCheck
 from rollkit.report.collect import Collector
 from rollkit.report.examples import write_examples
@@ -56,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     examples = write_examples(collector.examples.chosen(), args.out)
-    page = write_page(tallies, draw_all(tallies, args.out), args.out, args.paths, examples.name)
+    page = write_page(tallies, draw_all(tallies, args.out), args.out, args.paths, examples.name,
+                      report_section(args.out))
     read = ", ".join(f"{n} {kind}" for kind, n in sorted(tallies.records.items())) or "no records"
     print(f"read {read}; {tallies.bad_lines} unreadable lines; {len(tallies.stages)} stages with request counts; "
           f"{len(tallies.unusable)} things not used (listed on the page)")

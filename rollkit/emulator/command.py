@@ -123,6 +123,9 @@ def _add_answer_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answer-key", type=Path, help="JSON/JSONL with question+answer or conversations records")
     p.add_argument("--require-key", help="accept only this API key (others get 401)")
     p.add_argument("--no-auth", action="store_true", help="accept requests without a key, like vLLM")
+    p.add_argument("--prm-no-prompt-logprobs", action="store_true",
+                   help="refuse prompt_logprobs with a 400, as OpenAI does (models named *prm*: emulator/prm.py)")
+    p.add_argument("--prm-no-logprobs", action="store_true", help="answer logprobs: null (a server without them)")
 
 
 def _add_batch_flags(p: argparse.ArgumentParser) -> None:
@@ -170,6 +173,8 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser |
         no_auth=args.no_auth, batch=batch,
     )
     config = replace(config, rules=model_rules.rules_from_args(args))
+    config = replace(config, prm_prompt_logprobs=not args.prm_no_prompt_logprobs,
+                     prm_logprobs=not args.prm_no_logprobs)
     return replace(config, realism=args.realism, generation=generation)
 
 

@@ -76,6 +76,8 @@ class EmulatorConfig:
     realism: bool = False  # per-question difficulty, recoverable wrong steps, varied lengths (policy.py)
     generation: GenerationSettings = GenerationSettings()  # speed and queueing (generation.py)
     rules: ModelRules = ModelRules()  # real servers' and models' rules (model_rules.py)
+    prm_prompt_logprobs: bool = True  # a PRM model (prm.py) answers prompt_logprobs; False: 400, as OpenAI
+    prm_logprobs: bool = True  # False: logprobs null, a server without them
 
     def meter(self) -> MeterSettings:
         return MeterSettings(self.rpm, self.tpm, self.window_seconds, self.burst_seconds,

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rollkit.emulator import faults, model_rules
+from rollkit.emulator import faults, model_rules, prm
 from rollkit.emulator.batches import add_batch_routes
 from rollkit.emulator.config import EmulatorConfig
 from rollkit.emulator.generation import Generation
@@ -174,7 +174,7 @@ class Emulator:
             self.stats.faults[plan.kind] += 1
             log.info("injecting %s into request %s (attempt %d)", plan.kind, key[:12], attempt)
         prompt_tokens = count_prompt_tokens(body)
-        refused = model_rules.refusal(self.config.rules, body, model, prompt_tokens)
+        refused = model_rules.refusal(self.config.rules, body, model, prompt_tokens) or prm.refusal(self.config, body)
         if refused is not None:
             return refused
         cost = prompt_tokens + (max_output_tokens(body) or DEFAULT_MAX_TOKENS) * n
@@ -220,8 +220,11 @@ class Emulator:
         completion_id = f"chatcmpl-emu{seed_from(key, attempt, 'id'):016x}"
         tokens = count_prompt_tokens(body) if prompt_tokens is None else prompt_tokens
         cached = self.prefix_cache.cached_tokens(body) if self.prefix_cache else None
-        return completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached,
-                                 reasoning_tokens)
+        payload = completion_object(completion_id, f"emulator/{model}", choices, tokens, self.fingerprint, cached,
+                                    reasoning_tokens)
+        if prm.is_prm(model):
+            prm.decorate(payload, body, self.config)
+        return payload
 
     def _shaped_choices(self, body: dict[str, Any], key: str, model: str,
                         plan: faults.FaultPlan) -> tuple[list[Choice], int | None]:
@@ -236,7 +239,9 @@ class Emulator:
             return [Choice(None, "content_filter", 0) for _ in range(n)]
         limit = max_output_tokens(body)
         out = []
-        for content in self.policy.contents(body, key, n):
+        prm_model = prm.is_prm(str(body.get("model") or ""))
+        contents = [prm.content(body, self.config.seed)] * n if prm_model else self.policy.contents(body, key, n)
+        for content in contents:
             tokens = encode(content)
             keep = len(tokens)
             if plan.kind == "length":

@@ -3,7 +3,8 @@
 The conversation opens with a system turn (prompts/visualprm_system.txt, or --prompt-file) saying
 the model grades steps. The first user turn holds the image, the question and step 1; every
 assistant turn is one step token (good or bad, "+"/"-" by default), and every user turn after
-one holds the next step. A trainer's collator masks everything but the step tokens.
+one holds the next step. A trainer's collator masks everything but the step tokens. The
+conversation itself is built in content/prm_turns.py, which `rollkit prm-score` asks with too.
 
 Row shapes (--chat-schema):
 - `conversations` (the seed's Qwen-VL data module, LLaVA / InternVL-style scripts): `conversations`
@@ -20,62 +21,25 @@ Both carry `entry_id`, `rollout_id`, `label_policy` and `filled_steps` beside.
 from __future__ import annotations
 
 import hashlib
-import re
 from array import array
-from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
+from rollkit.content.prm_turns import (  # noqa: F401  (the export's names, built in content for prm-score too)
+    FIRST_TURN,
+    IMAGE_TAG,
+    SYSTEM_PROMPT,
+    PromptFileError,
+    StepTokens,
+    messages_row,
+    system_prompt,
+    turns,
+)
 from rollkit.content.steps import parse_solution
-from rollkit.prompts import fill, load_template, placeholders
 
 CHAT_SCHEMAS = ("conversations", "messages")
-IMAGE_TAG = "<image>"
 RESIZED_KEY = "image_qwen_smart_resize"
 ERROR_SECTIONS = ("all", "reasoning", "perception")
-SYSTEM_PROMPT = "visualprm_system"
-FIRST_TURN = "visualprm_first_turn"
-
-
-class PromptFileError(ValueError):
-    """A --prompt-file that cannot be the system prompt: bad usage."""
-
-
-@dataclass(frozen=True)
-class StepTokens:
-    good: str = "+"
-    bad: str = "-"
-
-    @classmethod
-    def parse(cls, text: str) -> StepTokens:
-        """`"+,-"` or `"<+>,<->"`: two different tokens without spaces; ValueError otherwise."""
-        parts = text.split(",")
-        if len(parts) != 2 or not all(parts) or parts[0] == parts[1] or any(re.search(r"\s", p) for p in parts):
-            raise ValueError(f"--step-tokens wants GOOD,BAD: two different tokens without spaces; got {text!r}")
-        return cls(parts[0], parts[1])
-
-    def clash(self, steps: list[str]) -> bool:
-        """A step holds a step token as a word of its own (`4 + 9`): a collator that unmasks every
-        such token would train on it too."""
-        words = {self.good, self.bad}
-        return any((self.good in step or self.bad in step) and not words.isdisjoint(step.split()) for step in steps)
-
-
-def system_prompt(path: str | Path | None, tokens: StepTokens) -> str:
-    """The built-in system prompt, or --prompt-file's; `{{good}}`/`{{bad}}` name the step tokens."""
-    if path is None:
-        text = load_template(SYSTEM_PROMPT)
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PromptFileError(f"--prompt-file {path}: cannot read it ({exc})") from exc
-        extra = placeholders(text) - {"good", "bad"}
-        if extra:
-            raise PromptFileError(f"--prompt-file {path}: only {{{{good}}}} and {{{{bad}}}} can be filled; "
-                                  f"it has {sorted(extra)}")
-    return fill(text, str(path or SYSTEM_PROMPT), good=tokens.good, bad=tokens.bad).strip()
 
 
 def step_marks(values: list, threshold: float) -> list[bool]:
@@ -103,34 +67,15 @@ def section_drop(wanted: str, section: str | None) -> str | None:
     return "error_section_unknown" if section == "unknown" else f"first_error_in_{section}"
 
 
-def _turns(question: str, steps: list[str], marks: list[bool], tokens: StepTokens) -> list[tuple[str, str]]:
-    """(role, text) pairs after the system turn; the first user text still lacks its image tags."""
-    first = fill(load_template(FIRST_TURN), FIRST_TURN, question=question, step=steps[0]).strip()
-    turns = []
-    for i, (step, good) in enumerate(zip(steps, marks, strict=True)):
-        turns.append(("user", first if i == 0 else step))
-        turns.append(("assistant", tokens.good if good else tokens.bad))
-    return turns
-
-
 def conversations_row(question: str, steps: list[str], marks: list[bool], images: list[str], system: str,
                       tokens: StepTokens) -> dict:
     names = {"user": "human", "assistant": "gpt"}
     conversation = [{"from": "system", "value": system}]
-    for n, (role, text) in enumerate(_turns(question, steps, marks, tokens)):
+    for n, (role, text) in enumerate(turns(question, steps, marks, tokens)):
         value = f"{IMAGE_TAG}\n" * len(images) + text if n == 0 else text
         conversation.append({"from": names[role], "value": value})
     # the resized copy is filled in when the row is written (run.py): rows dropped before never get one
     return {"conversations": conversation, "image": images[0] if images else None, RESIZED_KEY: None}
-
-
-def messages_row(question: str, steps: list[str], marks: list[bool], images: list[str], system: str,
-                 tokens: StepTokens) -> dict:
-    messages = [{"role": "system", "content": [{"type": "text", "text": system}]}]
-    for n, (role, text) in enumerate(_turns(question, steps, marks, tokens)):
-        parts = [{"type": "image", "text": IMAGE_TAG} for _ in images] if n == 0 else []
-        messages.append({"role": role, "content": [*parts, {"type": "text", "text": text}]})
-    return {"messages": messages, "image": images[0] if images else None, "images": images}
 
 
 def schema(chat_schema: str) -> pa.Schema:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -145,19 +146,22 @@ class ChatClient:
         if self._session:
             await self._session.close()
 
-    async def complete(self, body: dict, sample_index: int = 0, *, per_choice: bool = False) -> ChatResult:
+    async def complete(self, body: dict, sample_index: int = 0, *, per_choice: bool = False,
+                       trim: Callable[[dict], dict] | None = None) -> ChatResult:
         """One chat completion, replayed from the journal when it was already paid for.
 
         `per_choice`: see result_from_response; a reply with some filtered choices is then usable
         instead of failing as a whole. Every billable reply is journaled, usable or not: it was paid
-        for either way. A body with `n` gets its n samples even from a server that ignores `n`."""
+        for either way. A body with `n` gets its n samples even from a server that ignores `n`.
+        `trim`: what of a fresh reply to journal and read (prm.py keeps two prompt log-probabilities
+        a position of the twenty sent: a journal of whole replies would grow by ~1 MB a solution)."""
         if self.reasoning_effort:
             body = {**body, "reasoning_effort": self.reasoning_effort}
         asked = int(body.get("n") or 1)
         if asked > 1 and not any(state.endpoint.supports_n for state in self.pool.states):
             result = await self._fill_samples(body, sample_index, ChatResult(True), per_choice)
         else:
-            result = await self._complete_one(body, sample_index, per_choice)
+            result = await self._complete_one(body, sample_index, per_choice, trim)
             if result.ok and len(result.texts) < asked:
                 result = await self._fill_samples(body, sample_index, result, per_choice)
         if result.ok:
@@ -177,7 +181,8 @@ class ChatClient:
                                          for i, one in enumerate(bodies, have)))
         return merge_samples(partial, list(results))
 
-    async def _complete_one(self, body: dict, sample_index: int, per_choice: bool) -> ChatResult:
+    async def _complete_one(self, body: dict, sample_index: int, per_choice: bool,
+                            trim: Callable[[dict], dict] | None = None) -> ChatResult:
         key = request_key(body, sample_index)
         if self.journal is not None:
             stored = self.journal.get(key)
@@ -194,6 +199,7 @@ class ChatClient:
                 await self._check_refusal(exc, body)
             self.stats.failed += 1
             return ChatResult(False, reason=exc.reason, message=redact(str(exc)))
+        data = trim(data) if trim else data
         if self.journal is not None:
             self.journal.put(key, data)
         return result_from_response(data, per_choice=per_choice)

@@ -19,6 +19,10 @@ class ChatResult:
     replayed: bool = False
     # (reason, message) of the samples after `texts` that could not be had (asked alone, they failed)
     shortfall: tuple[str, str] | None = None
+    # Log-probabilities as the server sent them, for callers that asked (stages/prm): each choice's
+    # `logprobs`, and vLLM's `prompt_logprobs` (with `prompt_token_ids` when it sends them).
+    choice_logprobs: list = field(default_factory=list, repr=False)
+    prompt_logprobs: dict | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str | None:
@@ -50,7 +54,9 @@ def result_from_response(data: dict, replayed: bool = False, per_choice: bool = 
     texts = [((c.get("message") or {}).get("content") or "") for c in choices]
     reasons = [c.get("finish_reason") for c in choices]
     result = ChatResult(True, texts, reasons, model=data.get("model"), usage=data.get("usage"),
-                        replayed=replayed)
+                        replayed=replayed, choice_logprobs=[c.get("logprobs") for c in choices])
+    if data.get("prompt_logprobs") is not None:
+        result.prompt_logprobs = {name: data.get(name) for name in ("prompt_logprobs", "prompt_token_ids")}
     if per_choice:
         if all(reason == "content_filter" for reason in reasons):
             result.ok, result.reason, result.message = False, "content_filter", "every choice was filtered"

@@ -44,7 +44,9 @@ def _costs(t: Tallies) -> str:
                    "completion tokens", "estimated cost"], rows) if rows else "<p>No stage summary was given.</p>"
 
 
-def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str], examples: str) -> Path:
+def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str], examples: str,
+               extra: str = "") -> Path:
+    """`extra`: more sections (HTML) after the others: `rollkit evaluate`'s, when it wrote into `out`."""
     read = [[kind, n] for kind, n in sorted(t.records.items())]
     read += [["unreadable lines", t.bad_lines], ["rollouts seen twice (counted once)", t.repeats]]
     files = [[kind, n] for kind, n in sorted(t.files.items())]
@@ -65,6 +67,7 @@ def write_page(t: Tallies, figures: dict[str, str], out: Path, inputs: list[str]
         _table(["policy", "kept", "dropped", "why"], kept),
         "<h2>Requests, 429s, tokens and cost per stage</h2>", f"<img src='{figures['requests']}' alt='requests'>",
         _costs(t),
+        extra,
     ]
     page = out / "index.html"
     with atomic_write(page) as handle:

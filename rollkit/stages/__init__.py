@@ -3,5 +3,7 @@
 the templates a rollout uses in `rollout_prompts`) and
 the search over which steps to measure (`mc_search`).
 
+The PRM stage (`prm`, `prm_conversation`, `prm_logprobs`) scores steps with a served generative PRM.
+
 May import: `net`, `store`, `content`, `answers`.
 """

@@ -86,8 +86,10 @@ class StageRunner:
 
     def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
                  request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
-                 units: Units | None = None, endpoints: Callable[[], dict] | None = None) -> None:
+                 units: Units | None = None, endpoints: Callable[[], dict] | None = None,
+                 record_key: Callable[[dict], str] | None = None) -> None:
         self.name = name
+        self.record_key = record_key  # one unit per record, keyed by it (prm.py: rollouts of one entry)
         self.endpoints = endpoints or dict
         self.output = ResultLog(output, id_field=id_field)
         self.units = units
@@ -150,19 +152,20 @@ class StageRunner:
                             reason="bad_input", message=item.error)
             return None, []
         eid = record_id(item.record)
-        digest = id_digest(eid)
+        key = self.record_key(item.record) if self.record_key else eid
+        digest = id_digest(key)
         if digest in self._this_run:
             self.counts.duplicates += 1
             return eid, []
         self._this_run.add(digest)
-        units = self._todo(eid)
+        units = self._todo(eid) if not self.record_key else self._todo(key, [key])
         if not units:
             self.counts.already_done += 1
         return eid, units
 
-    def _todo(self, eid: str) -> list[str]:
+    def _todo(self, eid: str, units: list[str] | None = None) -> list[str]:
         """The units of an entry not yet written or failed (the entry itself when there are no units)."""
-        units = self.units(eid) if self.units else [eid]
+        units = units or (self.units(eid) if self.units else [eid])
         return [unit for unit in units if unit not in self.output and unit not in self.errors]
 
     async def _collect(self, pending: set[asyncio.Task]) -> set[asyncio.Task]:
@@ -270,7 +273,8 @@ class StageConfig:
 
 async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
                   pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
-                  *, id_field: str = "entry_id", units: Units | None = None) -> dict:
+                  *, id_field: str = "entry_id", units: Units | None = None,
+                  record_key: Callable[[dict], str] | None = None) -> dict:
     """Run one stage over `items` into `config.output`; returns its summary (also printed and saved).
 
     `id_field` and `units` let a stage write several records per input (see StageRunner)."""
@@ -286,7 +290,8 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
             for role, pool in pools.items()}
         runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
-                             units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
+                             units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()},
+                             record_key=record_key)
         runner.open()
         stack.callback(runner.close)
         write_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,

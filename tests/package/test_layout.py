@@ -19,6 +19,7 @@ BELOW = {  # what each part may import besides itself
     "batch": {"answers", "net", "content", "store", "prompts"},
     "export": {"answers", "net", "content", "store", "prompts"},
     "report": {"export", "answers", "net", "content", "store", "prompts"},
+    "evaluation": {"report", "stages", "export", "answers", "net", "content", "store", "prompts"},
     "emulator": {"content", "prompts"},
 }
 MAX_MODULE_LINES = 400
