@@ -13,12 +13,16 @@ function plus one line in ``_DATASET_MODES``. Conventions that hold for every mo
 
 Modules, one concern each: ``formats`` (answer formats), ``normalize`` (VQA rules, numbers),
 ``modes`` (scoring modes and ``check_answer``), ``mathcheck`` (math_verify and its worker
-processes), ``judge`` (``llm_judge`` and ``check_answer_async``), ``datasets`` (``get_mode``).
+processes), ``llm_equivalence`` (``llm_judge`` and ``check_answer_async``), ``equivalence_endpoint``
+(the endpoint behind it), ``datasets`` (``get_mode``, ``choose_modes``: modes by dataset name, and why),
+``quantities`` (money, units, percentages by value), ``checkers`` (a user's own checker as a mode),
+``score_text`` (a judge's 1-10 score in free text).
 """
 
 from __future__ import annotations
 
-from rollkit.answers.datasets import DEFAULT_MODES, get_mode
+from rollkit.answers.checkers import CheckerError
+from rollkit.answers.datasets import DEFAULT_MODES, choose_modes, get_mode, resolve_modes
 from rollkit.answers.formats import (
     answer_formats,
     answer_line,
@@ -41,6 +45,7 @@ from rollkit.answers.modes import (
     anls_similarity,
     check_answer,
     dvqa_int_only_score,
+    known_mode,
     latex_score,
     levenshtein,
     math_score,
@@ -57,6 +62,7 @@ from rollkit.answers.normalize import integer_text, vqa_normalize
 
 __all__ = [
     "ASYNC_MODES",
+    "CheckerError",
     "DEFAULT_MODES",
     "JudgeFn",
     "ModeFn",
@@ -67,11 +73,13 @@ __all__ = [
     "auto",
     "check_answer",
     "check_answer_async",
+    "choose_modes",
     "correct_answer",
     "dvqa_int_only_score",
     "dvqa_v1",
     "get_mode",
     "integer_text",
+    "known_mode",
     "last_boxed",
     "latex_score",
     "levenshtein",
@@ -87,6 +95,7 @@ __all__ = [
     "register_format",
     "register_mode",
     "relaxed_accuracy",
+    "resolve_modes",
     "scoring_modes",
     "set_llm_judge",
     "vqa_normalize",

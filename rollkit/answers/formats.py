@@ -126,8 +126,9 @@ def raven_v2(text: str) -> str | None:
     return letter if letter and letter <= "H" else None
 
 
+# "Answer: 72", "**Final answer:** 72", or GSM8K's own "#### 72"
 _ANSWER_LINE = re.compile(
-    r"^[\s>*_#-]*(?:final\s+)?(?:answer|答案)[\s*_]*[:：][\s*_]*(?P<answer>.+?)[\s*_]*$",
+    r"^(?:[\s>*_#-]*(?:final\s+)?(?:answer|答案)[\s*_]*[:：]|\s*####)[\s*_]*(?P<answer>.+?)[\s*_]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 

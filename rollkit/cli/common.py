@@ -36,6 +36,7 @@ from rollkit.net.endpoints import (
 )
 from rollkit.net.kinds.reasoning import EFFORTS
 from rollkit.net.secrets import RedactingFilter
+from rollkit.stages.runner import NothingUseful
 from rollkit.store.result_log import LogLockedError
 
 log = logging.getLogger("rollkit")
@@ -172,7 +173,7 @@ def setup_logging(verbose: bool) -> None:
     root.propagate = False
 
 
-FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError)
+FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError, NothingUseful)
 RESUME_HINT = "finished work is saved; run the same command again to resume"
 EXIT_OUTAGE = 3
 

@@ -54,7 +54,7 @@ from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, new_parser, s
 from rollkit.content.inputs import InputError
 from rollkit.export.formats import DEFAULT_PLACEHOLDER, FORMATS
 from rollkit.export.labels import POLICIES, Policy
-from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, summary_lines
+from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, nothing_exported, summary_lines
 from rollkit.export.split import parse_splits
 from rollkit.export.view import AnswerCheck
 from rollkit.export.visualprm import CHAT_SCHEMAS, ERROR_SECTIONS, PromptFileError, StepTokens, system_prompt
@@ -143,4 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if counts.records == 0:
         print("error: no readable rollout in the input", file=sys.stderr)
         return 2
+    if not sum(counts.rows.values()):
+        print(f"error: {nothing_exported(counts)}", file=sys.stderr)
+        return 1
     return 0

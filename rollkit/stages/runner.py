@@ -76,6 +76,21 @@ class StageCounts:
     failures: Counter = field(default_factory=Counter)
 
 
+class NothingUseful(RuntimeError):
+    """Every record this run tried failed and none was done before: exit 1, never a quiet 0."""
+
+
+def check_useful(summary: dict) -> None:
+    """Raise NothingUseful when the output holds no record at all, this run's or an earlier one's."""
+    c = summary["records"]
+    if summary.get("output_records", 1) == 0 and c["seen"] > 0:
+        top = sorted(c["failures"].items(), key=lambda kv: -kv[1])[:3]
+        reasons = ", ".join(f"{reason} {count}" for reason, count in top) or "failed in an earlier run"
+        raise NothingUseful(f"no record done: {c['failed']} failed ({reasons}), {c['bad_input']} bad input, "
+                            f"{c['already_done']} failed before; each one's reason is in {summary['errors']} "
+                            "(--retry-failed asks again)")
+
+
 Process = Callable[[InputItem, str], Awaitable[Outcome]]
 Units = Callable[[str], list[str]]
 
@@ -217,6 +232,7 @@ class StageRunner:
                 "requests": {**asdict(stats), "share_429": round(share_429(stats), 4)},
                 "endpoints": self.endpoints(),
                 "elapsed_seconds": round(elapsed, 2), "output": str(self.output.path),
+                "output_records": len(self.output),
                 "errors": str(self.errors.path)}
 
 
@@ -362,6 +378,7 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
         summary = runner.summary()
     write_json(f"{output}.summary.json", summary)
     print_summary(summary)
+    check_useful(summary)
     return summary
 
 
