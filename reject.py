@@ -18,7 +18,6 @@ import argparse
 import sys
 
 from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
 from rollkit.stages.rejection import (
     SamplingParams,
     ScoringParams,
@@ -85,7 +84,7 @@ async def main(args: argparse.Namespace) -> int:
                               not args.no_seed, args.max_image_side, cli.endpoints_take_n(args),
                               drop_truncated=args.drop_truncated)
     scoring = ScoringParams(args.scorer_model, args.scorer_max_tokens)
-    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
+    items = cli.read_inputs(args)
     if args.dry_run:
         dry_run(items, dry_run_bodies(args, sampling, scoring), args.generator_model, args.price_in,
                 args.price_out)

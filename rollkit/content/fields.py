@@ -28,8 +28,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".ti
 QUESTION_HINTS = ("problem", "prompt", "query", "instruction", "input", "text", "Question")
 ANSWER_HINTS = ("solution", "label", "target", "output", "gt", "ground_truth", "final_answer", "response",
                 "Answer")
-OPTION_HINTS = ("choices", "option", "candidates", "Options", "Choices")
+OPTION_HINTS = ("choices", "option", "Options", "Choices")
 _LETTER = re.compile(r"^[A-Z]$")
+NONE = "none"  # --image-field none: the dataset has no images, whatever its fields look like
 ROLE_FROM = {"user": "human", "assistant": "gpt", "system": "system", "human": "human", "gpt": "gpt"}
 
 
@@ -141,27 +142,30 @@ def _hint(record: dict, hints: tuple[str, ...], unknown: list[str]) -> str:
     return next((name for name in hints if name in record), unknown[0] if unknown else "NAME")
 
 
-def field_problem(record: dict, *, needs_answer: bool = False, needs: tuple[str, ...] = ()) -> str | None:
+def field_problem(record: dict, fields: FieldMap = FieldMap(), *, needs_answer: bool = False,
+                  needs: tuple[str, ...] = ()) -> str | None:
     """Why rollkit cannot use this (conformed) record's fields as they are named, with the flag to fix it;
-    None when it can. `needs`: record fields a prompt template fills from."""
-    unknown = sorted(k for k in record if k not in KNOWN_FIELDS)
+    None when it can. `needs`: record fields a prompt template fills from. `--image-field none` and
+    `--options-field none` say a field that looks like images or options is not one."""
     found = f"fields found: {', '.join(sorted(record))}"
+    # an earlier stage's output (it carries an entry_id) was checked when its input was read
+    unknown = [] if "entry_id" in record else sorted(k for k in record if k not in KNOWN_FIELDS)
     if validate_record(record) and "question" not in record and "conversations" not in record:
         name = _hint(record, QUESTION_HINTS, [k for k in unknown if isinstance(record[k], str)])
         return f"no question field ({found}); name it with --question-field {name}"
-    if not any(record.get(f) is not None for f in ("images", "image", "image_path")):
+    if fields.image != NONE and not any(record.get(f) is not None for f in ("images", "image", "image_path")):
         pictures = [k for k in unknown if _looks_like_image(record[k])]
         if pictures:
             return (f'"{pictures[0]}" looks like an image but is not read as one ({found}); '
                     f"name it with --image-field {pictures[0]}")
-    if "options" not in record:
+    if "options" not in record and fields.options != (NONE,):
         letters = [k for k in unknown if _LETTER.match(k)]
         named = [k for k in unknown if k in OPTION_HINTS and isinstance(record[k], list | dict | str)]
         if named or len(letters) >= 2:
             flag = named[0] if named else ",".join(letters)
             return f"options would be left out of the prompt ({found}); name them with --options-field {flag}"
     if needs_answer and not any(record.get(f) is not None for f in ("answer", "answers")) and \
-            "conversations" not in record:
+            "conversations" not in record and "entry_id" not in record:
         return f"no answer field ({found}); name it with --answer-field {_hint(record, ANSWER_HINTS, unknown)}"
     for name in needs:
         if record.get(name) is None:
@@ -170,10 +174,10 @@ def field_problem(record: dict, *, needs_answer: bool = False, needs: tuple[str,
     return None
 
 
-def check_item(item: InputItem, *, needs_answer: bool = False, needs: tuple[str, ...] = ()) -> None:
+def check_item(item: InputItem, fields: FieldMap, *, needs_answer: bool = False, needs: tuple[str, ...] = ()) -> None:
     """FieldError naming the input and what to fix, when the item's record cannot be used as named."""
     if item.record is None:
         return
-    problem = field_problem(item.record, needs_answer=needs_answer, needs=needs)
+    problem = field_problem(item.record, fields, needs_answer=needs_answer, needs=needs)
     if problem:
         raise FieldError(f"{item.where}: {problem}")

@@ -35,6 +35,7 @@ from rollkit.content.records import (
     EmptyInput,
     InputError,
     InputItem,
+    RecordError,
     canonical_json,
     entry_id,
     field_refs,
@@ -52,7 +53,7 @@ from rollkit.content.records import (
 
 __all__ = [
     "ENTRY_ID_VERSION", "HUMAN_ROLES", "ID_IMAGE_FIELDS", "IMAGE_FIELDS", "NO_QUESTION", "SIDE_FILE_SUFFIXES",
-    "EmptyInput", "FieldMap", "InputError", "InputItem", "canonical_json", "check_fields", "check_not_empty",
+    "EmptyInput", "FieldMap", "InputError", "InputItem", "RecordError", "canonical_json", "check_fields", "check_not_empty",
     "count_inputs", "entry_id", "expand_paths", "field_refs", "human_turns", "image_folder", "image_refs",
     "image_root_field", "is_url", "iter_inputs", "one_based_range", "question_text", "record_id",
     "resolve_image_path", "validate_record",
@@ -167,5 +168,5 @@ def check_fields(paths: PathsArg, fields: FieldMap = NO_FIELDS, *, needs_answer:
         for raw in raw_rows([path]):
             item = _record_of(raw, fields)
             if item.record is not None and isinstance(item.record, dict):
-                check_item(item, needs_answer=needs_answer, needs=needs)
+                check_item(item, fields, needs_answer=needs_answer, needs=needs)
                 break

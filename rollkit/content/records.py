@@ -226,3 +226,8 @@ def resolve_image_path(ref: str, folder: str | Path) -> Path:
     (see `image_folder`). `~` is expanded. URLs and data URLs are not paths; callers check first."""
     path = Path(ref).expanduser()
     return path if path.is_absolute() else Path(folder) / path
+
+
+class RecordError(ValueError):
+    """A record that cannot be made into a request, e.g. it lacks a field the prompt template fills
+    from: written to the errors file as `bad_input`, never a traceback."""

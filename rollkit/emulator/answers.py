@@ -34,9 +34,11 @@ def hashed_truth(question: str) -> str:
 def truth_for_question(text: str, answer_key: dict[str, str] | None = None) -> str:
     """The right answer to `text` (a bare question, as found by `question_in`)."""
     if answer_key:
-        found = answer_key.get(normalize_question(text))
-        if found is not None:
-            return found
+        # a multiple-choice prompt lists the options under the question the key knows
+        for question in (text, text.split("\n\nOptions:\n")[0]):
+            found = answer_key.get(normalize_question(question))
+            if found is not None:
+                return found
     return hashed_truth(text.strip())
 
 

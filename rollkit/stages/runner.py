@@ -28,6 +28,7 @@ from rollkit.content.images import ImageError, image_size
 from rollkit.content.inputs import (
     ENTRY_ID_VERSION,
     InputItem,
+    RecordError,
     check_not_empty,
     count_inputs,
     image_root_field,
@@ -284,9 +285,8 @@ def endpoint_lines(roles: dict) -> list[str]:
 
 
 def _paced(meter: dict, label: str) -> str:
-    if meter["per_minute"] is None:
-        return f"{label} unmetered"
-    return f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
+    return f"{label} unmetered" if meter["per_minute"] is None else \
+        f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
 
 
 def save_json(path: str | Path, data: dict) -> None:
@@ -380,7 +380,7 @@ def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], l
             continue
         try:
             bodies = bodies_for(item, record_id(item.record))
-        except ImageError as exc:  # a real run writes it to the errors file and never sends it
+        except (ImageError, RecordError) as exc:  # a real run writes it to the errors file and never sends it
             bad += 1
             print(f"{item.where}: {exc}", file=sys.stderr)
             continue
