@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from rollkit.answers import check_answer_async, parse_answer
+from rollkit.answers import check_answer_async, final_answers, parse_answer
 from rollkit.answers.equivalence_endpoint import JudgeFailed
 from rollkit.content.inputs import RecordError
 from rollkit.content.messages import image_parts, question_text, reference_answers, strip_image_tokens
@@ -320,7 +320,7 @@ async def score_steps(scorer: StepScorer, rollout_correct: bool) -> list[dict]:
 async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, source: str, unit: str) -> Outcome:
     """Generate rollout `unit`, score its steps, and return its record (or why it failed)."""
     eid, k = split_rollout_id(unit)
-    truth = reference_answers(record)
+    truth = final_answers(reference_answers(record))
     if not truth:
         return Outcome(error_reason="no_answer", message="the record has no reference answer to score against")
     try:
