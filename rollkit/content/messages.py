@@ -10,7 +10,7 @@ import re
 
 from rollkit.content.fields import option_letters
 from rollkit.content.images import record_image_urls
-from rollkit.content.inputs import image_folder, question_text
+from rollkit.content.inputs import given_answers, image_folder, question_text
 
 __all__ = ["build_messages", "image_parts", "options_text", "prompt_question", "prompt_turns", "question_text",
            "reference_answers", "strip_image_tokens"]
@@ -49,17 +49,7 @@ def reference_answers(record: dict) -> list[str]:
     """What the dataset records as correct: the trailing assistant turns, or `answer(s)`. With options,
     an answer given as a letter or as an option's text stands for both (`B` and `red`), so a reply
     naming either is checked right."""
-    if "conversations" in record:
-        answers = []
-        for turn in reversed(record["conversations"]):
-            if ROLES.get(turn.get("from")) != "assistant":
-                break
-            answers.insert(0, str(turn.get("value", "")))
-    else:
-        answer = record.get("answers", record.get("answer"))
-        if answer is None:
-            return []
-        answers = [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+    answers = given_answers(record)
     return with_option_letters(answers, record.get("options"))
 
 

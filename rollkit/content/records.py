@@ -17,7 +17,9 @@ from typing import Any
 # Bump only together with a migration note: every existing output is keyed by these ids.
 # 2: a record with neither `images` nor `image` is identified by its `image_path` (under 1 it was
 # identified without its image, and sent without it); every other record keeps its version-1 id.
-ENTRY_ID_VERSION = 2
+# 3: the reference answers and the options take part, when the record has them; an output started
+# under version 2 keeps version 2 for as long as it is resumed (its .config.json records it).
+ENTRY_ID_VERSION = 3
 
 # Where a record's images may be named, in the order they are tried when reading the image: the
 # seed's prepared inputs carry a dataset-relative `image` that is not on disk and the file itself in
@@ -27,6 +29,7 @@ IMAGE_FIELDS = ("images", "image_path", "image")
 ID_IMAGE_FIELDS = ("images", "image", "image_path")
 
 HUMAN_ROLES = ("human", "user")
+ASSISTANT_ROLES = ("gpt", "assistant")
 NO_QUESTION = 'no question: expected "conversations" with a human turn or a "question" string'
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -132,32 +135,75 @@ def is_url(ref: str) -> bool:
     return ref.startswith(("http://", "https://", "data:"))
 
 
-def entry_id(record: dict) -> str:
-    """The id of an input record (ENTRY_ID_VERSION 2). A file-format promise: never change it silently.
+def given_answers(record: dict) -> list[str]:
+    """The reference answers as the record gives them: its trailing assistant turns, or `answers`
+    (a list, or one value), or `answer`; `[]` when it has none."""
+    if isinstance(record.get("conversations"), list):
+        answers: list[str] = []
+        for turn in reversed(record["conversations"]):
+            if not isinstance(turn, dict) or turn.get("from") not in ASSISTANT_ROLES:
+                break
+            answers.insert(0, str(turn.get("value", "")))
+        return answers
+    answer = record.get("answers", record.get("answer"))
+    if answer is None:
+        return []
+    return [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
 
-    entry_id = md5 hex of canonical_json({"question": Q, "images": I}), where canonical_json is
-    `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8, and
+
+def entry_id(record: dict, version: int = ENTRY_ID_VERSION) -> str:
+    """The id of an input record (ENTRY_ID_VERSION 3). A file-format promise: never change it silently.
+
+    entry_id = md5 hex of canonical_json(P), where canonical_json is `json.dumps(obj, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False)` encoded as UTF-8, and P = {"question": Q, "images": I}
+    with, from version 3, "answers": A when the record has a reference answer and "options": O when
+    it has options:
     - Q: if the record has `conversations` (a list of {"from", "value"}), the list of the `value`s
-      of its turns whose `from` is "human" or "user", in order (assistant/gpt turns, such as the
-      final answer, are left out); otherwise the `question` string.
+      of its turns whose `from` is "human" or "user", in order; otherwise the `question` string.
     - I: the `images` list as given; else `[image]` when `image` is a string (or `image` itself
-      when it is a list); else the same of `image_path` (ENTRY_ID_VERSION 2); else `[]`.
+      when it is a list); else the same of `image_path` (version 2); else `[]`.
       References are not normalised: "a.jpg" and "./a.jpg" differ.
-    Other fields (answers, uids, ...) do not take part, so the same question about a different
-    image is a different entry, and key order or extra fields never change an id.
+    - A (version 3): `given_answers`, each as text: the trailing assistant turns, or `answers`, or
+      `[answer]`. So one question text in two datasets with different answers is two entries.
+    - O (version 3): `options` as given (a list or an object).
+    Other fields (uids, ...) do not take part; key order never changes an id. A record with neither
+    an answer nor options keeps its version-2 id. `version=2` gives the id an older output is keyed
+    by (a resumed run keeps it: see `id_version_for`).
     """
     if record.get("conversations") is not None:
         question: str | list[str] = human_turns(record)
     else:
         question = question_text(record)
-    payload = {"question": question, "images": image_refs(record)}
+    payload: dict[str, Any] = {"question": question, "images": image_refs(record)}
+    if version >= 3:
+        answers = given_answers(record)
+        if answers:
+            payload["answers"] = answers
+        if record.get("options") is not None:
+            payload["options"] = record["options"]
     return hashlib.md5(canonical_json(payload)).hexdigest()
 
 
-def record_id(record: dict) -> str:
+def record_id(record: dict, version: int = ENTRY_ID_VERSION) -> str:
     """Records that already carry an id (outputs of an earlier stage) keep it."""
     existing = record.get("entry_id")
-    return existing if isinstance(existing, str) and existing else entry_id(record)
+    return existing if isinstance(existing, str) and existing else entry_id(record, version)
+
+
+def id_version_for(output: str | Path) -> int:
+    """The entry-id version an output is keyed by, so a resumed run finds its finished work: the one
+    its `.config.json` records; 2 for an output (or errors file) without one; the current version
+    for a new output."""
+    config = Path(f"{output}.config.json")
+    try:
+        recorded = json.loads(config.read_text(encoding="utf-8")).get("entry_id_version")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if isinstance(recorded, int) and 1 <= recorded <= ENTRY_ID_VERSION:
+        return recorded
+    started = any(Path(p).is_file() and Path(p).stat().st_size for p in (output, f"{output}.errors.jsonl"))
+    return 2 if started else ENTRY_ID_VERSION
+
 
 def _kind(value: Any) -> str:
     names = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}

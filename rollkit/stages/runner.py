@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from rollkit.content.images import ImageError, image_size
 from rollkit.content.inputs import (
-    ENTRY_ID_VERSION,
     InputItem,
     RecordError,
     check_not_empty,
     count_inputs,
+    id_version_for,
     image_root_field,
     record_id,
 )
@@ -89,6 +89,7 @@ class StageRunner:
                  units: Units | None = None, endpoints: Callable[[], dict] | None = None) -> None:
         self.name = name
         self.endpoints = endpoints or dict
+        self.id_version = id_version_for(output)  # before this run's config is written: resumes keep old ids
         self.output = ResultLog(output, id_field=id_field)
         self.units = units
         self.errors = error_log_for(output)
@@ -149,7 +150,7 @@ class StageRunner:
             self.errors.add(entry_id=None, source=item.source, line=item.line, stage=self.name,
                             reason="bad_input", message=item.error)
             return None, []
-        eid = record_id(item.record)
+        eid = record_id(item.record, self.id_version)
         digest = id_digest(eid)
         if digest in self._this_run:
             self.counts.duplicates += 1
@@ -289,9 +290,7 @@ def _paced(meter: dict, label: str) -> str:
         f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
 
 
-def save_json(path: str | Path, data: dict) -> None:
-    """Written beside the outputs and replaced atomically, never edited in place."""
-    write_json(path, data)
+save_json = write_json  # beside the outputs, replaced atomically, never edited in place
 
 
 # The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
@@ -362,7 +361,7 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
         runner.open()
         stack.callback(runner.close)
         save_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
-                                            "entry_id_version": ENTRY_ID_VERSION, **c.flags})
+                                            "entry_id_version": runner.id_version, **c.flags})
         await runner.run(items, make_process(clients), count_inputs(c.inputs, start=c.start, end=c.end))
         summary = runner.summary()
     save_json(f"{output}.summary.json", summary)
