@@ -55,7 +55,7 @@ import sys
 from pathlib import Path
 
 from rollkit.batch.limits import LEDGER_DIR
-from rollkit.batch.pack import PackError, write_json_atomic
+from rollkit.batch.pack import PackError
 from rollkit.batch.processor import DEFAULT_BATCH_MAX_OUTAGE_SECONDS, Processor, ProcessorSettings
 from rollkit.batch.schedule import Slot
 from rollkit.batch.service import BatchService, expiry_problem
@@ -68,6 +68,7 @@ from rollkit.net.endpoints import (
     load_endpoints_toml,
     resolve_key,
 )
+from rollkit.store.atomic import write_json
 
 BATCH_ROOT = Path("batch_files")
 
@@ -121,9 +122,9 @@ def save_config(args: argparse.Namespace, endpoints: list[Endpoint]) -> None:
     span = f"{args.start_index or 1}-{'end' if args.end_index is None else args.end_index}"
     path = args.batch_dir / LEDGER_DIR / f"processor.{span}.config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, {"endpoints": described, "check_interval_min": args.check_interval,
-                             "stale_after_min": args.stale_after, "max_attempts": args.max_attempts,
-                             "start_index": args.start_index, "end_index": args.end_index, "pid": os.getpid()})
+    write_json(path, {"endpoints": described, "check_interval_min": args.check_interval,
+                      "stale_after_min": args.stale_after, "max_attempts": args.max_attempts,
+                      "start_index": args.start_index, "end_index": args.end_index, "pid": os.getpid()}, indent=1)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,15 +50,15 @@ import sys
 from pathlib import Path
 
 from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes
-from rollkit.cli.common import add_image_root_flag, setup_logging
+from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, setup_logging
 from rollkit.content.inputs import InputError
 from rollkit.export.formats import DEFAULT_PLACEHOLDER, FORMATS
 from rollkit.export.labels import POLICIES, Policy
-from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, summary_lines
+from rollkit.export.run import Exporter, ExportSettings, VisualPRMSettings, nothing_exported, summary_lines
 from rollkit.export.split import parse_splits
 from rollkit.export.view import AnswerCheck
 from rollkit.export.visualprm import CHAT_SCHEMAS, ERROR_SECTIONS, PromptFileError, StepTokens, system_prompt
-from rollkit.stages.runner import save_json
+from rollkit.store.atomic import write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    honour_ctrl_c()
     settings = settings_from(parser, args)
     try:
         counts = Exporter(settings).run()
@@ -139,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n".join(summary_lines(counts, settings)))
-    save_json(f"{args.output}.summary.json", {"stage": "export", **counts.as_dict()})
+    write_json(f"{args.output}.summary.json", {"stage": "export", **counts.as_dict()})
     if counts.records == 0:
         print("error: no readable rollout in the input", file=sys.stderr)
         return 2
+    if not sum(counts.rows.values()):
+        print(f"error: {nothing_exported(counts)}", file=sys.stderr)
+        return 1
     return 0
 
 

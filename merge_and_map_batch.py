@@ -54,7 +54,7 @@ from rollkit.batch.limits import RESULTS_DIR, TARGETS, FileLimits, target_from_f
 from rollkit.batch.mapping import map_results
 from rollkit.batch.pack import Packer, PackError, PackSettings
 from rollkit.batch.verify_requests import DEFAULT_MAX_COMPLETION_TOKENS, JudgePrompt, PromptFileError
-from rollkit.cli.common import add_image_root_flag, setup_logging
+from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, setup_logging
 from rollkit.content.inputs import EmptyInput, InputError, check_not_empty
 from rollkit.store.result_log import LogLockedError
 
@@ -170,6 +170,7 @@ def run_map(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     setup_logging(args.verbose)
+    honour_ctrl_c()
     try:
         check_not_empty(args.rollouts)
         if args.command == "pack":

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rollkit.cli.common import honour_ctrl_c
 from rollkit.workflow.config import ConfigError, load_config
 from rollkit.workflow.runner import dry_run, run_plan
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="run.toml")
     parser.add_argument("--dry-run", action="store_true", help="print the plan with estimates; run nothing")
     args = parser.parse_args(argv)
+    honour_ctrl_c()  # its stages inherit Python's own SIGINT disposition from here on
     try:
         config = load_config(args.config)
         return dry_run(config) if args.dry_run else run_plan(config)

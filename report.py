@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from rollkit.answers import answer_formats, get_mode
-from rollkit.cli.common import add_image_root_flag, setup_logging
+from rollkit.cli.common import add_image_root_flag, honour_ctrl_c, setup_logging
 from rollkit.export.view import AnswerCheck
 from rollkit.report.collect import Collector
 from rollkit.report.examples import write_examples
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    honour_ctrl_c()
     collector = Collector(AnswerCheck(args.answer_format, tuple(get_mode(args.dataset_name))), args.image_root)
     tallies = collector.read(args.paths)
     used = sum(tallies.records.values())

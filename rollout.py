@@ -44,10 +44,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from rollkit.answers import ASYNC_MODES, answer_formats, get_mode, scoring_modes, set_llm_judge
+from rollkit.answers import ASYNC_MODES, answer_formats, scoring_modes, set_llm_judge
+from rollkit.answers import resolve_modes as answer_modes
 from rollkit.answers.equivalence_endpoint import endpoint_judge
 from rollkit.cli import common as cli
-from rollkit.content.rollout_prompts import TEMPLATE_NAMES, record_fields
 from rollkit.stages.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -56,6 +56,7 @@ from rollkit.stages.montecarlo import (
     rollout_units,
     run_rollout,
 )
+from rollkit.stages.rollout_prompts import TEMPLATE_NAMES, record_fields
 from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
@@ -69,7 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--dataset-name", default="", help="picks the scoring modes when --scoring-mode is absent")
     group.add_argument("--answer-format", default="correct_answer", choices=answer_formats(),
                        help="how answers are read from a reply (default: correct_answer)")
-    group.add_argument("--scoring-mode", help=f"comma-separated, any of: {', '.join(scoring_modes())}")
+    group.add_argument("--scoring-mode", help=f"comma-separated, any of: {', '.join(scoring_modes())}, "
+                       "or module:function (default: by --dataset-name; the run prints which)")
+    group.add_argument("--answer-checker", action="append", default=[], metavar="MODULE:FUNCTION",
+                       help="your own checker fn(prediction, reference) -> bool, added to the scoring modes "
+                            "(or an installed entry point of group rollkit.answer_checkers)")
     group.add_argument("--num-rollouts", type=int, default=4, help="K rollouts per question (default: 4)")
     group.add_argument("--num-mc", type=int, default=16, help="N continuations per scored step (default: 16)")
     group.add_argument("--mc-mode", choices=MC_MODES, default="exhaustive",
@@ -110,11 +115,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def resolve_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    modes = args.scoring_mode.split(",") if args.scoring_mode else get_mode(args.dataset_name)
-    modes = [mode.strip() for mode in modes if mode.strip()]
-    unknown = [mode for mode in modes if mode not in scoring_modes()]
-    if unknown or not modes:
-        parser.error(f"unknown --scoring-mode {','.join(unknown)}; known: {', '.join(scoring_modes())}")
+    try:
+        modes, why = answer_modes(args.scoring_mode, args.dataset_name, args.answer_checker)
+    except ValueError as error:
+        parser.error(str(error))
+    args.scoring_mode = ",".join(modes)  # recorded in .config.json as what was used, not what was given
+    print(f"answers: read as --answer-format {args.answer_format}, checked by {args.scoring_mode} ({why})",
+          file=sys.stderr)
     return modes
 
 

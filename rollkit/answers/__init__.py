@@ -13,12 +13,16 @@ function plus one line in ``_DATASET_MODES``. Conventions that hold for every mo
 
 Modules, one concern each: ``formats`` (answer formats), ``normalize`` (VQA rules, numbers),
 ``modes`` (scoring modes and ``check_answer``), ``mathcheck`` (math_verify and its worker
-processes), ``judge`` (``llm_judge`` and ``check_answer_async``), ``datasets`` (``get_mode``).
+processes), ``llm_equivalence`` (``llm_judge`` and ``check_answer_async``), ``equivalence_endpoint``
+(the endpoint behind it), ``datasets`` (``get_mode``, ``choose_modes``: modes by dataset name, and why),
+``quantities`` (money, units, percentages by value), ``checkers`` (a user's own checker as a mode),
+``score_text`` (a judge's 1-10 score in free text).
 """
 
 from __future__ import annotations
 
-from rollkit.answers.datasets import DEFAULT_MODES, get_mode
+from rollkit.answers.checkers import CheckerError
+from rollkit.answers.datasets import DEFAULT_MODES, choose_modes, get_mode, resolve_modes
 from rollkit.answers.formats import (
     answer_formats,
     answer_line,
@@ -42,6 +46,7 @@ from rollkit.answers.modes import (
     anls_similarity,
     check_answer,
     dvqa_int_only_score,
+    known_mode,
     latex_score,
     levenshtein,
     math_score,
@@ -58,6 +63,7 @@ from rollkit.answers.normalize import integer_text, vqa_normalize
 
 __all__ = [
     "ASYNC_MODES",
+    "CheckerError",
     "DEFAULT_MODES",
     "JudgeFn",
     "ModeFn",
@@ -68,12 +74,14 @@ __all__ = [
     "auto",
     "check_answer",
     "check_answer_async",
+    "choose_modes",
     "correct_answer",
     "dvqa_int_only_score",
     "dvqa_v1",
     "final_answers",
     "get_mode",
     "integer_text",
+    "known_mode",
     "last_boxed",
     "latex_score",
     "levenshtein",
@@ -89,6 +97,7 @@ __all__ = [
     "register_format",
     "register_mode",
     "relaxed_accuracy",
+    "resolve_modes",
     "scoring_modes",
     "set_llm_judge",
     "vqa_normalize",

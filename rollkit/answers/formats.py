@@ -126,8 +126,9 @@ def raven_v2(text: str) -> str | None:
     return letter if letter and letter <= "H" else None
 
 
+# "Answer: 72", "**Final answer:** 72", or GSM8K's own "#### 72"
 _ANSWER_LINE = re.compile(
-    r"^[\s>*_#-]*(?:final\s+)?(?:answer|答案)[\s*_]*[:：][\s*_]*(?P<answer>.+?)[\s*_]*$",
+    r"^(?:[\s>*_#-]*(?:final\s+)?(?:answer|答案)[\s*_]*[:：]|\s*####)[\s*_]*(?P<answer>.+?)[\s*_]*$",
     re.IGNORECASE | re.MULTILINE,
 )
 
@@ -178,16 +179,12 @@ def _last_short_line(text: str, max_chars: int = 100) -> str | None:
     return lines[-1] if lines and len(lines[-1]) <= max_chars else None
 
 
-_FINAL_LINE = re.compile(r"(?:^|\n)####\s*(\S[^\n]*?)\s*$")
-
-
 def final_answers(references: list[str]) -> list[str]:
     """References with their final answer added when it ends a worked solution: GSM8K's last line
-    `#### 72`, or MATH's last `\\boxed{...}`. The whole text stays acceptable too."""
+    `#### 72` (or an `Answer:` line), or MATH's last `\\boxed{...}`. The whole text stays acceptable too."""
     out = list(references)
     for reference in references:
-        found = _FINAL_LINE.search(reference.rstrip())
-        final = found.group(1) if found else last_boxed(reference)
+        final = answer_line(reference) or last_boxed(reference)
         if final and final not in out:
             out.append(final)
     return out

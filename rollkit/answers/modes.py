@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable, Sequence
 from rollkit.answers.formats import mc_letter
 from rollkit.answers.mathcheck import math_equal
 from rollkit.answers.normalize import _to_float, integer_text, vqa_normalize
+from rollkit.answers.quantities import same_quantity
 
 ModeFn = Callable[[str, str], int]
 
 _MODES: dict[str, ModeFn] = {}
+_PLUGINS: set[str] = set()  # modes loaded from a user's checker
 ASYNC_MODES = frozenset({"llm_judge", "ai2d_open_answer_score"})
 # The seed's name for judging open answers (AI2D and other open-ended sets) is the same judge.
 MODE_ALIASES = {"ai2d_open_answer_score": "llm_judge"}
@@ -46,14 +48,35 @@ def _ground_truths(answer_gt: object) -> list[str]:
 
 def _mode_names(mode: str | Sequence[str]) -> list[str]:
     names = [mode] if isinstance(mode, str) else list(mode)
+    for name in names:
+        _load_plugin(name)
     unknown = [name for name in names if name not in _MODES and name not in ASYNC_MODES]
     if unknown or not names:
         raise ValueError(f"unknown scoring mode(s) {unknown or names}; known: {scoring_modes()}")
     return [MODE_ALIASES.get(name, name) for name in names]
 
 
+def _load_plugin(name: str) -> None:
+    """A user's checker (`module:function` or an entry point) becomes the mode `name`."""
+    if name in _MODES or name in ASYNC_MODES:
+        return
+    from rollkit.answers.checkers import as_mode, load_checker  # the seam imports this module
+
+    function = load_checker(name)
+    if function is not None:
+        _MODES[name] = as_mode(function)
+        _PLUGINS.add(name)
+
+
+def known_mode(name: str) -> bool:
+    """Built in, or a user's checker that loads (raises CheckerError when it is named but does not)."""
+    _load_plugin(name)
+    return name in _MODES or name in ASYNC_MODES
+
+
 def scoring_modes() -> list[str]:
-    return sorted([*_MODES, *ASYNC_MODES])
+    """The built-in modes (a user's checkers are accepted too, but not listed)."""
+    return sorted({*_MODES, *ASYNC_MODES} - _PLUGINS)
 
 
 def check_answer(
@@ -162,7 +185,9 @@ def dvqa_int_only_score(pred: str, gt: str) -> int:
 
 @register_mode("math_score")
 def math_score(pred: str, gt: str) -> int:
-    return int(math_equal(pred, gt))
+    """Equal by value when both are written quantities (`$34.00` = `34`), else by math_verify."""
+    by_value = same_quantity(pred, gt)
+    return int(by_value) if by_value is not None else int(math_equal(pred, gt))
 
 
 @register_mode("latex_score")

@@ -36,8 +36,8 @@ from pathlib import Path
 from rollkit.batch.limits import MANIFEST_NAME, RESULTS_DIR
 from rollkit.batch.results import LineResult, ResultIndex
 from rollkit.batch.verdicts import parse_verdict
-from rollkit.batch.verify_requests import rollout_items
 from rollkit.content.inputs import image_root_field
+from rollkit.content.rollouts import rollout_items
 from rollkit.content.steps import parse_solution
 from rollkit.store.atomic import atomic_write
 from rollkit.store.result_log import dump_line

@@ -44,9 +44,9 @@ from rollkit.batch.verify_requests import (
     RequestOptions,
     build_request,
     request_tokens,
-    rollout_items,
 )
 from rollkit.content.images import ImageError
+from rollkit.content.rollouts import rollout_items
 from rollkit.store.atomic import AtomicFile, write_json
 from rollkit.store.result_log import DigestTable, ErrorLog, KeyedLog, dump_line, id_digest
 
@@ -91,10 +91,6 @@ def load_manifest(out_dir: Path) -> dict | None:
         raise PackError(f"{path}: schema_version {manifest.get('schema_version')} is not "
                         f"{MANIFEST_SCHEMA_VERSION}; pack into a new folder")
     return manifest
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    write_json(path, data, indent=1)
 
 
 def _settings_of(settings: PackSettings) -> dict:
@@ -253,7 +249,7 @@ class Packer:
             self.packed.append({"custom_id": custom_id, "file": entry["name"], "tokens": tokens})
         self.packed.sync()
         self.manifest["files"].append(entry)
-        write_json_atomic(self.s.out_dir / MANIFEST_NAME, self.manifest)
+        write_json(self.s.out_dir / MANIFEST_NAME, self.manifest, indent=1)
         self.report.new_files.append(entry)
         self.current.clear()
 

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rollkit.content.images import image_size
-from rollkit.content.inputs import InputItem, iter_inputs, question_text, record_id
 from rollkit.content.messages import image_parts
+from rollkit.content.rollouts import judge_question
 from rollkit.content.tokens import completion_allowance, count_messages
 from rollkit.prompts import fill, load_template, placeholders
-from rollkit.store.result_log import DigestTable, id_digest
 
 PROMPT_NAME = "verify_steps"
 DEFAULT_MAX_COMPLETION_TOKENS = 8192  # what the seed gave its o4-mini judge
@@ -34,8 +31,6 @@ PROMPT_TOKEN_FACTOR = 1.25
 PROMPT_TOKEN_SLACK = 64
 MIN_COMPLETION_TOKENS = 256  # less room than this for the judge's reply: the line is not packed
 
-_QUESTION_BLOCK = re.compile(r"<question>(.*?)</question>", re.DOTALL | re.IGNORECASE)
-_IMAGE_TOKEN = re.compile(r"<image>\s*", re.IGNORECASE)
 
 
 class RequestError(ValueError):
@@ -87,41 +82,6 @@ class RequestOptions:
     max_image_side: int | None = None
     prompt: JudgePrompt = field(default_factory=JudgePrompt.built_in)
     max_model_len: int | None = None  # --max-model-len: prompt + reply budget must fit in it
-
-
-def rollout_items(paths: str | Path | Sequence[str | Path],
-                  image_root: str | Path | None = None) -> Iterator[tuple[InputItem, str | None]]:
-    """Every input item with its rollout id (None for unreadable items)."""
-    seen = DigestTable(with_values=True)  # entry -> rollouts so far; digests, so memory stays small
-    for item in iter_inputs(paths, image_root=image_root):
-        record = item.record
-        if record is None:
-            yield item, None
-            continue
-        given = next((v for v in (record.get("rollout_id"), record.get("unique_id")) if isinstance(v, str) and v),
-                     None)
-        if given is not None:
-            yield item, given
-            continue
-        entry = record_id(record)
-        digest = id_digest(entry)
-        k = seen.get(digest) or 0
-        seen.add(digest, k + 1)
-        yield item, f"{entry}:r{k}"
-
-
-def judge_question(record: dict) -> str:
-    """The question as the judge should read it.
-
-    `original_question` when the rollout kept it; otherwise the `question`, and when that holds the
-    whole rollout prompt (as the seed's rollouts do), the text of its `<question>` block.
-    """
-    original = record.get("original_question")
-    text = original if isinstance(original, str) and original.strip() else question_text(record)
-    blocks = _QUESTION_BLOCK.findall(text)
-    if blocks:
-        text = blocks[0]
-    return _IMAGE_TOKEN.sub("", text).strip()
 
 
 def solution_text(record: dict) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 
 from rollkit.content.inputs import EmptyInput, FieldMap, InputError, InputItem, check_fields, iter_inputs
@@ -33,6 +35,7 @@ from rollkit.net.endpoints import (
 )
 from rollkit.net.kinds.reasoning import EFFORTS
 from rollkit.net.secrets import RedactingFilter
+from rollkit.stages.runner import NothingUseful
 from rollkit.store.result_log import LogLockedError
 
 log = logging.getLogger("rollkit")
@@ -151,14 +154,30 @@ def setup_logging(verbose: bool) -> None:
     root.propagate = False
 
 
-FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError)
+FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError, NothingUseful)
 RESUME_HINT = "finished work is saved; run the same command again to resume"
 EXIT_OUTAGE = 3
 
 
+def honour_ctrl_c() -> None:
+    """Make SIGINT (Ctrl-C, `kill -INT`) raise KeyboardInterrupt, whatever the launching process did.
+
+    A shell without job control starts a background command (`nohup cmd &` in a script, CI) with
+    SIGINT ignored, and Python then installs no handler: the signal would do nothing and a run could
+    only be killed, losing its summary. A parent may also leave SIGINT blocked; the mask survives exec.
+    A handler the embedding program installed itself is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; it is the one that gets KeyboardInterrupt
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: tuple = ()) -> int:
     """Run a stage (a coroutine, or a plain function for the batch processor's synchronous loop);
-    fatal errors, the shared ones and the caller's `fatal`, print one clear line and exit 1."""
+    fatal errors, the shared ones and the caller's `fatal`, print one clear line and exit 1.
+    Ctrl-C prints how to resume and exits 130, however the stage was started (honour_ctrl_c)."""
+    honour_ctrl_c()  # before asyncio.run, which adds its own Ctrl-C handling only over Python's
     setup_logging(verbose)
     try:
         result = asyncio.run(main) if asyncio.iscoroutine(main) else main()

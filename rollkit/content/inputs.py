@@ -36,7 +36,6 @@ from rollkit.content.records import (
     InputError,
     InputItem,
     RecordError,
-    canonical_json,
     entry_id,
     field_refs,
     given_answers,
@@ -55,7 +54,7 @@ from rollkit.content.records import (
 
 __all__ = [
     "ENTRY_ID_VERSION", "HUMAN_ROLES", "ID_IMAGE_FIELDS", "IMAGE_FIELDS", "NO_QUESTION", "SIDE_FILE_SUFFIXES",
-    "EmptyInput", "FieldMap", "InputError", "InputItem", "RecordError", "canonical_json", "check_fields", "check_not_empty",
+    "EmptyInput", "FieldMap", "InputError", "InputItem", "RecordError", "check_fields", "check_not_empty",
     "count_inputs", "entry_id", "expand_paths", "field_refs", "given_answers", "human_turns", "id_version_for", "image_folder", "image_refs",
     "image_root_field", "is_url", "iter_inputs", "one_based_range", "question_text", "record_id",
     "resolve_image_path", "validate_record",

@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from rollkit.store.digests import canonical_json
+
 # Bump only together with a migration note: every existing output is keyed by these ids.
 # 2: a record with neither `images` nor `image` is identified by its `image_path` (under 1 it was
 # identified without its image, and sent without it); every other record keeps its version-1 id.
@@ -31,9 +33,6 @@ ID_IMAGE_FIELDS = ("images", "image", "image_path")
 HUMAN_ROLES = ("human", "user")
 ASSISTANT_ROLES = ("gpt", "assistant")
 NO_QUESTION = 'no question: expected "conversations" with a human turn or a "question" string'
-
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
 
 class InputError(Exception):
     """An input path that cannot be read at all: fatal for a run."""
@@ -85,16 +84,6 @@ class InputItem:
     def where(self) -> str:
         """Human wording: `path:17` for lines, `path item 3` / `path row 3` for list elements and table rows."""
         return f"{self.source} {self.unit} {self.line}" if self.in_list else self.location
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the bytes that ids and request keys hash.
-
-    Exactly `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
-    """
-    text = _CANONICAL.encode(obj)
-    # surrogatepass only matters for lone surrogates, which strict UTF-8 would refuse to encode
-    return text.encode("utf-8", "surrogatepass")
 
 
 def human_turns(record: dict) -> list[str]:

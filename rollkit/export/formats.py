@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from rollkit.batch.verify_requests import judge_question
 from rollkit.content.inputs import image_folder, image_refs, resolve_image_path
+from rollkit.content.rollouts import judge_question
 from rollkit.export.labels import Labels
 
 FORMATS = ("trl-prm", "openrlhf-prm", "sft", "pairs", "visualprm")

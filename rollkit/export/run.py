@@ -12,15 +12,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from rollkit.batch.verify_requests import judge_question, rollout_items
-from rollkit.content.inputs import InputItem
+from rollkit.content.inputs import InputItem, record_id
+from rollkit.content.rollouts import judge_question, rollout_items
 from rollkit.export import formats, visualprm
 from rollkit.export.labels import Labels, Policy
 from rollkit.export.pairing import WaitingRoom
 from rollkit.export.split import TRAIN, SeenRows, split_of
 from rollkit.export.view import AnswerCheck, read_rollout
 from rollkit.export.writer import RowWriter, split_path
-from rollkit.stages.runner import record_id
 from rollkit.store.result_log import dump_line
 
 log = logging.getLogger("rollkit")
@@ -222,3 +221,22 @@ def summary_lines(counts: ExportCounts, settings: ExportSettings) -> list[str]:
                          f"{tokens.good!r} or {tokens.bad!r} as a word of its own"
                          + (" (--step-tokens '<+>,<->' avoids it)" if counts.token_clash_rows else ""))
     return lines
+
+
+# What to change when every rollout was dropped for one reason: the flag that keeps them.
+_REMEDY = {
+    "unmeasured_steps": "the rollouts come from --mc-mode binary-search or adaptive, which leave steps "
+                        "unmeasured; add --fill-unmeasured (the monotone rule rollout.py uses), or --labels judge",
+    "scores_are_labels": "adaptive rollouts carry hard labels, not shares; take --labels mc-hard",
+    "rollout_unparsed": "no rollout parsed into steps; check the rollouts' `response` and the rollout prompt",
+    "sft_wrong_answer": "sft keeps only rollouts with the right answer; check --answer-format and --scoring-mode",
+    "image_missing": "the images are not where the rollouts say; give --image-root",
+}
+
+
+def nothing_exported(counts: ExportCounts) -> str:
+    """Why an export wrote no row, in one line, with the flag to change where one reason explains it."""
+    top = counts.dropped.most_common(1)
+    why = ", ".join(f"{reason} {n}" for reason, n in counts.dropped.most_common()) or "nothing dropped"
+    remedy = _REMEDY.get(top[0][0]) if top and top[0][1] == counts.records else None
+    return f"0 rows written from {counts.records} rollouts (dropped: {why})" + (f": {remedy}" if remedy else "")

@@ -18,12 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rollkit.batch.verify_requests import rollout_items
-from rollkit.content.inputs import SIDE_FILE_SUFFIXES, iter_inputs
+from rollkit.content.inputs import SIDE_FILE_SUFFIXES, iter_inputs, record_id
+from rollkit.content.rollouts import rollout_items
 from rollkit.export.labels import POLICIES, Policy
 from rollkit.export.view import AnswerCheck, RolloutView, read_rollout
 from rollkit.report.examples import ExamplePicker
-from rollkit.stages.runner import record_id
 from rollkit.store.digests import DigestTable, id_digest
 
 log = logging.getLogger("rollkit")

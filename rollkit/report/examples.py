@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from rollkit.batch.verify_requests import judge_question
 from rollkit.content.inputs import image_folder, image_refs, is_url, resolve_image_path
+from rollkit.content.rollouts import judge_question
 from rollkit.export.labels import judge_first_error
 from rollkit.export.view import RolloutView
 from rollkit.store.atomic import atomic_write

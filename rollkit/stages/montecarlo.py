@@ -31,7 +31,6 @@ from rollkit.answers import check_answer_async, final_answers, parse_answer
 from rollkit.answers.equivalence_endpoint import JudgeFailed
 from rollkit.content.inputs import RecordError
 from rollkit.content.messages import image_parts, question_text, reference_answers, strip_image_tokens
-from rollkit.content.rollout_prompts import rollout_prompt, template, templates_used
 from rollkit.content.steps import Solution, parse_solution, text_prefix
 from rollkit.net.client import ChatClient, ChatResult
 from rollkit.net.samples import sample_bodies, sample_seed
@@ -49,6 +48,7 @@ from rollkit.stages.mc_search import (
     score_binary_search,
     score_exhaustive,
 )
+from rollkit.stages.rollout_prompts import rollout_prompt, template, templates_used
 from rollkit.stages.runner import Outcome
 from rollkit.store.journal import request_key
 

@@ -77,6 +77,21 @@ class StageCounts:
     failures: Counter = field(default_factory=Counter)
 
 
+class NothingUseful(RuntimeError):
+    """Every record this run tried failed and none was done before: exit 1, never a quiet 0."""
+
+
+def check_useful(summary: dict) -> None:
+    """Raise NothingUseful when the output holds no record at all, this run's or an earlier one's."""
+    c = summary["records"]
+    if summary.get("output_records", 1) == 0 and c["seen"] > 0:
+        top = sorted(c["failures"].items(), key=lambda kv: -kv[1])[:3]
+        reasons = ", ".join(f"{reason} {count}" for reason, count in top) or "failed in an earlier run"
+        raise NothingUseful(f"no record done: {c['failed']} failed ({reasons}), {c['bad_input']} bad input, "
+                            f"{c['already_done']} failed before; each one's reason is in {summary['errors']} "
+                            "(--retry-failed asks again)")
+
+
 Process = Callable[[InputItem, str], Awaitable[Outcome]]
 Units = Callable[[str], list[str]]
 
@@ -219,6 +234,7 @@ class StageRunner:
                 "requests": {**asdict(stats), "share_429": round(share_429(stats), 4)},
                 "endpoints": self.endpoints(),
                 "elapsed_seconds": round(elapsed, 2), "output": str(self.output.path),
+                "output_records": len(self.output),
                 "errors": str(self.errors.path)}
 
 
@@ -290,9 +306,6 @@ def _paced(meter: dict, label: str) -> str:
         f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
 
 
-save_json = write_json  # beside the outputs, replaced atomically, never edited in place
-
-
 # The record format of stage outputs; bumped, with a note in the README, whenever a field changes.
 OUTPUT_SCHEMA_VERSION = 2
 
@@ -360,12 +373,13 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
                              units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
         runner.open()
         stack.callback(runner.close)
-        save_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
-                                            "entry_id_version": runner.id_version, **c.flags})
+        write_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
+                                             "entry_id_version": runner.id_version, **c.flags})
         await runner.run(items, make_process(clients), count_inputs(c.inputs, start=c.start, end=c.end))
         summary = runner.summary()
-    save_json(f"{output}.summary.json", summary)
+    write_json(f"{output}.summary.json", summary)
     print_summary(summary)
+    check_useful(summary)
     return summary
 
 

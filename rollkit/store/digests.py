@@ -7,8 +7,10 @@ the ids or the records, so memory stays flat for journals of tens of millions of
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 
 def id_digest(id_: str) -> bytes:
@@ -101,3 +103,16 @@ class DigestTable:
                 entry = bytes(bucket[at:at + width])
                 index = self._index(entry)
                 self._buckets[index] = (self._buckets[index] or bytearray()) + entry
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes that ids and request keys hash.
+
+    Exactly `json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`.
+    """
+    text = _CANONICAL.encode(obj)
+    # surrogatepass only matters for lone surrogates, which strict UTF-8 would refuse to encode
+    return text.encode("utf-8", "surrogatepass")

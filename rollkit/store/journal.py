@@ -16,7 +16,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from rollkit.content.inputs import canonical_json
+from rollkit.store.digests import canonical_json
 from rollkit.store.result_log import KeyedLog, id_digest, log
 
 

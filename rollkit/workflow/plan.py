@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollkit.stages.runner import save_json
+from rollkit.store.atomic import write_json
 from rollkit.workflow.config import RATE_LIMIT_KEYS, ConfigError, Dataset, RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]  # the scripts' folder
@@ -70,7 +70,7 @@ def load_flags(cache: Path | None = None) -> None:
         out, _ = process.communicate(timeout=120)
         _FLAGS[stage] = frozenset(word.rstrip(",=") for word in out.split() if word.startswith("--"))
     if cache is not None and running:
-        save_json(cache, {stage: {"key": _script_key(stage), "flags": sorted(flags)} for stage, flags in _FLAGS.items()})
+        write_json(cache, {stage: {"key": _script_key(stage), "flags": sorted(flags)} for stage, flags in _FLAGS.items()})
 
 
 def script_flags(stage: str) -> frozenset[str]:

@@ -7,6 +7,9 @@ as long as nothing before it (for that dataset) ran again;
 a stage that was cut off runs again and resumes by itself (journal, ledger, result logs), so a
 crash anywhere costs at most the requests that were in flight. Children die with the pipeline
 (Linux: PR_SET_PDEATHSIG), so a killed pipeline leaves no stage running on its own.
+
+Ctrl-C (or `kill -INT` on the pipeline) reaches the running stage exactly once, through the
+pipeline, and the pipeline waits while the stage saves what it finished and says so (run_stage).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from rollkit.content.images import ImageError
 from rollkit.content.inputs import FieldMap, iter_inputs
 from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
-from rollkit.stages.runner import save_json
+from rollkit.store.atomic import write_json
 from rollkit.workflow.config import RunConfig
 from rollkit.workflow.plan import ROOT, Stage, build_plan, paths, state_path
 
@@ -48,6 +51,27 @@ def _command(stage: Stage) -> list[str]:
     return [sys.executable, str(ROOT / stage.argv[0]), *stage.argv[1:]]
 
 
+def run_stage(stage: Stage) -> int:
+    """Run one stage to its end and return its exit status; KeyboardInterrupt once it ended if the
+    pipeline was interrupted meanwhile. subprocess.run would SIGKILL the stage a quarter second
+    after a Ctrl-C, cutting off its own Ctrl-C handling (its summary, the batches it leaves
+    running); and a `kill -INT` on the pipeline alone would never reach the stage. So the stage
+    runs in a process group of its own, out of the terminal's reach, and each SIGINT the pipeline
+    gets is passed on to it once."""
+    process = subprocess.Popen(_command(stage), cwd=ROOT, preexec_fn=_die_with_parent, process_group=0)
+    interrupted = False
+    while True:
+        try:
+            code = process.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+            process.send_signal(signal.SIGINT)
+    if interrupted:
+        raise KeyboardInterrupt
+    return code
+
+
 def _done_before(config: RunConfig, stage: Stage) -> bool:
     try:
         return json.loads(state_path(config, stage).read_text()) == stage.fingerprint()
@@ -63,7 +87,7 @@ def exit_status(code: int) -> int:
 def run_plan(config: RunConfig) -> int:
     (config.root / "pipeline_state").mkdir(parents=True, exist_ok=True)
     stages = build_plan(config)
-    save_json(config.root / "pipeline.config.json", {
+    write_json(config.root / "pipeline.config.json", {
         "config_file": str(config.path), "config": config.raw,
         "stages": [{"name": s.name, "dataset": s.dataset, "argv": s.argv} for s in stages]})
     reran: set[str | None] = set()
@@ -74,13 +98,13 @@ def run_plan(config: RunConfig) -> int:
             print(f"== {label}: done in an earlier run, skipped", flush=True)
             continue
         print(f"== {label}: {' '.join(stage.argv)}", flush=True)
-        code = subprocess.run(_command(stage), cwd=ROOT, preexec_fn=_die_with_parent).returncode
+        code = run_stage(stage)
         if code != 0:
             status = exit_status(code)
             why = "stopped by an outage" if status == OUTAGE else f"failed (exit status {code})"
             print(f"pipeline: {label} {why}; run the same command again to resume", file=sys.stderr)
             return status
-        save_json(state_path(config, stage), stage.fingerprint())
+        write_json(state_path(config, stage), stage.fingerprint())
         reran.add(stage.dataset)
     print(f"pipeline: every stage done; outputs below {config.root}")
     return 0

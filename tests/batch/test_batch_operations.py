@@ -77,6 +77,26 @@ def test_ctrl_c_leaves_batches_running_and_cancel_cancels_them(tmp_path):
     assert [e["reason"] for e in ledger_events(batch_dir) if e["kind"] == "cancel"] == ["asked", "asked"]
 
 
+@pytest.mark.parametrize("parent_sigint", ["ignored", "blocked"])
+def test_ctrl_c_stops_the_processor_whatever_its_parent_left_sigint_as(tmp_path, parent_sigint):
+    """`nohup batch_processor.py ... &` from a script starts it with SIGINT ignored; Ctrl-C (here
+    during the backoff between uploads that cannot connect) still stops it the usual way."""
+    batch_dir = packed(tmp_path, files=1, seed=46)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = start_script("batch_processor.py", *processor_args(batch_dir, f"http://127.0.0.1:{port}"),
+                           parent_sigint=parent_sigint)
+    wait_for(lambda: any(e["kind"] == "upload_intent" for e in ledger_events(batch_dir)))
+    process.send_signal(signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted: 0 batches keep running" in err and "resume polling" in err
+
+
 def test_an_upload_that_cannot_connect_is_tried_again_with_backoff(tmp_path):
     batch_dir = packed(tmp_path, files=1, seed=43)
     with socket.socket() as probe:  # a port nobody listens on, until the emulator starts there

@@ -11,8 +11,8 @@ from rollkit.content.fields import FieldError, FieldMap
 from rollkit.content.inputs import check_fields, entry_id, iter_inputs
 from rollkit.content.messages import build_messages, prompt_question, reference_answers
 from rollkit.content.records import RecordError
-from rollkit.content.rollout_prompts import record_fields, rollout_prompt
 from rollkit.stages.montecarlo import RolloutParams
+from rollkit.stages.rollout_prompts import record_fields, rollout_prompt
 
 
 def write(path, rows):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from rollkit.content.images import ImageError, record_image_paths
-from rollkit.content.inputs import canonical_json, entry_id, given_answers
+from rollkit.content.inputs import entry_id, given_answers
+from rollkit.store.digests import canonical_json
 from tests.support import FIXTURES, read_jsonl, run_script
 from tests.support.batch import FAST, process_batches
 

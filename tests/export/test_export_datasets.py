@@ -124,3 +124,14 @@ def test_a_stage_folder_is_read_without_its_side_files(tmp_path, rollouts):
                       "--fill-unmeasured", "--output", str(tmp_path / "o.jsonl"))
     assert done.returncode == 0 and "0 unreadable lines" in done.stdout and "WARNING" not in done.stderr
     assert len(read_jsonl(tmp_path / "o.jsonl")) == len(read_jsonl(rollouts))
+
+
+def test_an_export_that_writes_no_row_says_why_and_exits_1(tmp_path, rollouts):
+    unmeasured = [r for r in read_jsonl(rollouts) if not all(s["measured"] for s in r["steps_with_score"])]
+    only = tmp_path / "unmeasured.jsonl"
+    only.write_text("".join(json.dumps(r) + "\n" for r in unmeasured))
+    done = run_script("export_dataset.py", "--rollouts", str(only), "--format", "sft",
+                      "--output", str(tmp_path / "sft.jsonl"))
+    assert done.returncode == 1, done.stderr
+    assert (f"0 rows written from {len(unmeasured)} rollouts (dropped: unmeasured_steps {len(unmeasured)}): "
+            "the rollouts come from --mc-mode binary-search") in done.stderr and "--fill-unmeasured" in done.stderr

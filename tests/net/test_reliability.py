@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 from rollkit.content.inputs import entry_id, iter_inputs
 from rollkit.emulator.datasets import write_questions
 from rollkit.emulator.testing import get_stats, run_emulator
-from tests.support import crash_and_resume, read_jsonl, run_script, start_script
+from tests.support import count_lines, crash_and_resume, read_jsonl, run_script, start_script
 
 # A metered server (headers present), so injected 429s are read as the pauses they ask for, not as
 # a rate to learn from 429s alone (see tests/net/test_pacing.py for that).
@@ -112,3 +113,24 @@ def test_second_writer_is_refused_with_the_holders_pid(tmp_path, reject_args):
         first.communicate(timeout=120)
     assert second.returncode == 1
     assert f"pid {first.pid}" in second.stderr
+
+
+def test_ctrl_c_stops_a_stage_started_with_sigint_ignored(tmp_path, reject_args):
+    """A script run as `nohup reject.py ... &` starts with SIGINT ignored (and asyncio then adds no
+    Ctrl-C handling of its own): SIGINT still stops it the usual way, keeping what is finished."""
+    questions = write_questions(tmp_path / "q.jsonl", 40)
+    out = tmp_path / "out.jsonl"
+    journal = f"{out}.journal.jsonl"
+    with run_emulator("--latency-ms", "300") as url:
+        process = start_script("reject.py", *reject_args(url, questions, out), parent_sigint="ignored")
+        deadline = time.monotonic() + 60
+        while count_lines(journal) < 3 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted: finished work is saved" in err
+    assert count_lines(journal) >= 3 and len(read_jsonl(out)) < 40

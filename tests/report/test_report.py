@@ -6,14 +6,13 @@ import json
 import re
 from pathlib import Path
 
-import chromium
 import pytest
 from PIL import Image
 
 from rollkit.emulator.testing import run_emulator
 from rollkit.net.pricing import model_price
 from rollkit.report.collect import Collector
-from tests.support import FIXTURES, ROOT, read_jsonl, run_script
+from tests.support import FIXTURES, ROOT, chromium, read_jsonl, run_script
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"
 FIGURES = ("step_scores.png", "right_answers.png", "agreement.png", "policies.png", "requests.png")

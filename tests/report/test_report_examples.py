@@ -9,12 +9,11 @@ import re
 import shutil
 from pathlib import Path
 
-import chromium
 import pytest
 from PIL import Image
 
 from rollkit.report.examples import MAX_OTHERS
-from tests.support import FIXTURES, read_jsonl, run_script
+from tests.support import FIXTURES, chromium, read_jsonl, run_script
 from tests.support.export import MERGED, VERDICTS, _verified_with_errors
 
 

@@ -31,9 +31,21 @@ def run_script(script: str, *args: str, env: dict | None = None, timeout: float 
                           env=env or script_env(), timeout=timeout, cwd=ROOT)
 
 
-def start_script(script: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / script), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env or script_env(), cwd=ROOT)
+# What a parent may leave a child's SIGINT as: ignored (a shell without job control starting
+# `nohup cmd &` or `cmd &`, as CI scripts do) or blocked (the mask survives exec).
+PARENT_SIGINT = {"ignored": "signal.signal(signal.SIGINT, signal.SIG_IGN)",
+                 "blocked": "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})"}
+
+
+def start_script(script: str, *args: str, env: dict | None = None, parent_sigint: str | None = None) -> subprocess.Popen:
+    """Start `script`; with `parent_sigint`, through a parent that leaves SIGINT that way (then execs
+    the script in its place, so the pid is the script's), whatever this test process inherited."""
+    command = [sys.executable, str(ROOT / script), *args]
+    if parent_sigint:
+        launch = f"import os, signal, sys; {PARENT_SIGINT[parent_sigint]}; os.execv(sys.argv[1], sys.argv[1:])"
+        command = [sys.executable, "-I", "-c", launch, *command]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env or script_env(), cwd=ROOT)
 
 
 def read_jsonl(path: Path) -> list[dict]:

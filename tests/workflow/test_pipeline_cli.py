@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
 from rollkit.net.pricing import model_price
-from tests.support import ROOT, read_jsonl, script_env
+from tests.support import ROOT, read_jsonl, script_env, start_script
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"
 FOLDER = "vqav2_example"
@@ -129,6 +129,26 @@ def test_killed_three_times_the_rerun_equals_an_uninterrupted_run_and_pays_nothi
     planned = pipeline("--config", str(config), "--dry-run")  # now packed from the real rollouts
     assert "batch verification: 16 requests (one per rollout), prompt tokens" in planned.stdout
     assert planned.stdout.count("(done in an earlier run)") == 7
+
+
+def test_sigint_to_the_pipeline_alone_stops_the_running_stage_the_usual_way(tmp_path):
+    """`kill -INT` on a pipeline started as `nohup pipeline.py ... &` (SIGINT ignored): the rollout
+    stage gets the SIGINT and saves what it finished (not a SIGKILL a quarter second later)."""
+    journal = tmp_path / "run" / "rollout_output_data_files" / FOLDER / "rollouts.jsonl.journal.jsonl"
+    with run_emulator("--latency-ms", "300") as url:
+        config = write_config(tmp_path / "run.toml", url, str(tmp_path / "run"))
+        process = start_script("pipeline.py", "--config", str(config), parent_sigint="ignored")
+        deadline = time.monotonic() + 120
+        while not read_jsonl(journal) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        try:
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted: finished work is saved" in err  # rollout.py's own Ctrl-C message
+    assert "interrupted: run the same command again to resume" in err
 
 
 def test_dry_run_prints_the_plan_and_calls_nothing(tmp_path):
