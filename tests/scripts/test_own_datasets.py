@@ -11,6 +11,7 @@ import datasets
 import pytest
 from PIL import Image
 
+from rollkit.emulator.answers import load_answer_key, truth_for_question
 from rollkit.emulator.testing import run_emulator
 from tests.support import read_jsonl, run_script, script_env
 
@@ -106,3 +107,12 @@ def test_unmapped_fields_stop_at_once_with_exit_2_naming_file_field_and_flag(tmp
             assert done.returncode == 2 and message in done.stderr, done.stderr
             assert "Traceback" not in done.stderr
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_emulator_answers_from_the_dataset_whatever_its_format(tmp_path):
+    with open(tmp_path / "gsm8k.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([("question", "answer"), ("Tom has 3 and buys 4. How many?", "3 + 4 = 7\n#### 7"),
+                                      ("Pick the fruit.", "B")])
+    key = load_answer_key(tmp_path / "gsm8k.csv")
+    assert truth_for_question("Tom has 3 and buys 4. How many?", key) == "7"
+    assert truth_for_question("Pick the fruit.\n\nOptions:\nA. stone\nB. apple", key) == "B"
