@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from rollkit.content.images import ImageError, image_size
 from rollkit.content.inputs import (
+    ENTRY_ID_VERSION,
     InputItem,
     RecordError,
     check_not_empty,
@@ -101,10 +102,10 @@ class StageRunner:
 
     def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
                  request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
-                 units: Units | None = None, endpoints: Callable[[], dict] | None = None) -> None:
+                 units: Units | None = None, endpoints: Callable[[], dict] | None = None, id_version: int = 0) -> None:
         self.name = name
         self.endpoints = endpoints or dict
-        self.id_version = id_version_for(output)  # before this run's config is written: resumes keep old ids
+        self.id_version = id_version or ENTRY_ID_VERSION  # execute: the output's own (id_version_for)
         self.output = ResultLog(output, id_field=id_field)
         self.units = units
         self.errors = error_log_for(output)
@@ -370,7 +371,8 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
             for role, pool in pools.items()}
         runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
-                             units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()})
+                             units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()},
+                             id_version=id_version_for(output))  # before this run's config: resumes keep old ids
         runner.open()
         stack.callback(runner.close)
         write_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
