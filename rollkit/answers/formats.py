@@ -177,3 +177,14 @@ def auto(text: str) -> str | None:
 def _last_short_line(text: str, max_chars: int = 100) -> str | None:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines and len(lines[-1]) <= max_chars else None
+
+
+def final_answers(references: list[str]) -> list[str]:
+    """References with their final answer added when it ends a worked solution: GSM8K's last line
+    `#### 72` (or an `Answer:` line), or MATH's last `\\boxed{...}`. The whole text stays acceptable too."""
+    out = list(references)
+    for reference in references:
+        final = answer_line(reference) or last_boxed(reference)
+        if final and final not in out:
+            out.append(final)
+    return out

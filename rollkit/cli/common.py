@@ -15,10 +15,10 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 
-from rollkit.content.inputs import EmptyInput, InputError
+from rollkit.content.inputs import EmptyInput, FieldMap, InputError, InputItem, check_fields, iter_inputs
 from rollkit.net.client import (
     DEFAULT_CUT_OFF_RESENDS,
     DEFAULT_MAX_OUTAGE_SECONDS,
@@ -224,6 +224,38 @@ def add_io_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output_file", "--output", dest="output", required=True, help="output JSONL")
     parser.add_argument("--concurrency", "--concurrent_requests", dest="concurrency", type=int, default=16,
                         help="requests in flight at once (seed 004's --concurrent_requests/--concurrency)")
+    add_field_flags(parser)
+
+
+def add_field_flags(parser: argparse.ArgumentParser) -> None:
+    """`--question-field` and the others: which of a dataset's fields rollkit reads as what."""
+    group = parser.add_argument_group("input fields (default: question, answer/answers, images/image/image_path, "
+                                      "options; conversations and OpenAI messages are read as they are)")
+    group.add_argument("--question-field", metavar="NAME", help="the field holding the question, e.g. problem")
+    group.add_argument("--answer-field", metavar="NAME", help="the field holding the reference answer, e.g. solution")
+    group.add_argument("--image-field", metavar="NAME",
+                       help="the field holding the image: a path, a URL, a list of them, or image bytes "
+                            "(none: the dataset has no images, whatever its fields look like)")
+    group.add_argument("--options-field", metavar="NAME[,NAME...]",
+                       help="the field holding multiple-choice options (a list or an object of letter: text), "
+                            "or one column per option, e.g. A,B,C,D (none: the fields that look like options are not)")
+
+
+def field_map(args: argparse.Namespace) -> FieldMap:
+    return FieldMap.from_flags(getattr(args, "question_field", None), getattr(args, "answer_field", None),
+                               getattr(args, "image_field", None), getattr(args, "options_field", None))
+
+
+def read_inputs(args: argparse.Namespace, *, needs_answer: bool = False,
+                needs: tuple[str, ...] = ()) -> Iterator[InputItem]:
+    """The stage's input records, with its field flags applied; first, the first record of every input
+    is checked (FieldError, exit 2, naming the input, the fields it has and the flag to map them).
+    `needs_answer`: the stage scores against a reference answer; `needs`: record fields a prompt
+    template fills from."""
+    fields = field_map(args)
+    check_fields(args.input, fields, needs_answer=needs_answer, needs=needs)
+    return iter_inputs(args.input, start=getattr(args, "start", None), end=getattr(args, "end", None),
+                       image_root=getattr(args, "image_root", None), fields=fields)
 
 
 def add_sampling_flags(parser: argparse.ArgumentParser) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 
 from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
 from rollkit.stages.rejection import (
     SamplingParams,
     ScoringParams,
@@ -84,7 +83,7 @@ async def run(args: argparse.Namespace) -> int:
                               not args.no_seed, args.max_image_side, cli.endpoints_take_n(args),
                               drop_truncated=args.drop_truncated)
     scoring = ScoringParams(args.scorer_model, args.scorer_max_tokens)
-    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
+    items = cli.read_inputs(args)
     if args.dry_run:
         dry_run(items, dry_run_bodies(args, sampling, scoring), args.generator_model, args.price_in,
                 args.price_out)

@@ -48,7 +48,6 @@ from rollkit.answers import ASYNC_MODES, answer_formats, scoring_modes, set_llm_
 from rollkit.answers import resolve_modes as answer_modes
 from rollkit.answers.equivalence_endpoint import endpoint_judge
 from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
 from rollkit.stages.montecarlo import (
     MC_MODES,
     RolloutParams,
@@ -57,7 +56,7 @@ from rollkit.stages.montecarlo import (
     rollout_units,
     run_rollout,
 )
-from rollkit.stages.rollout_prompts import TEMPLATE_NAMES
+from rollkit.stages.rollout_prompts import TEMPLATE_NAMES, record_fields
 from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
@@ -142,7 +141,7 @@ def read_prompt_files(parser: argparse.ArgumentParser, given: list[str]) -> tupl
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             parser.error(f"--prompt-file {item}: cannot read {path} ({exc})")
-        needed = {"{{question}}"} if name == "rollout" else set()
+        needed = {"{{question}}"} if name != "rollout_continue" else set()
         if not text.strip() or any(mark not in text for mark in needed):
             parser.error(f"--prompt-file {item}: {path} is empty or has no {{{{question}}}} placeholder")
         templates.append((name, text, str(Path(path).resolve())))
@@ -171,7 +170,7 @@ def build_params(args: argparse.Namespace) -> RolloutParams:
 
 async def run(args: argparse.Namespace) -> int:
     params = build_params(args)
-    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
+    items = cli.read_inputs(args, needs_answer=True, needs=record_fields(params))
     if args.dry_run:
         dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
         return 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 
 from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
 from rollkit.stages.rejection import SamplingParams, sample_candidates, sampling_bodies, sampling_outcome
 from rollkit.stages.runner import StageConfig, dry_run, execute
 
@@ -34,7 +33,7 @@ async def run(args: argparse.Namespace) -> int:
     params = SamplingParams(args.model, args.n, args.temperature, args.max_tokens, not args.no_seed,
                             args.max_image_side, cli.endpoints_take_n(args),
                             drop_truncated=args.drop_truncated)
-    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
+    items = cli.read_inputs(args)
     if args.dry_run:
         dry_run(items, lambda item, eid: sampling_bodies(item.record, item.source, eid, params),
                 args.model, args.price_in, args.price_out)

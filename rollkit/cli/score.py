@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 
 from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
 from rollkit.stages.rejection import ScoringParams, score_and_select, scoring_body, write_sft
 from rollkit.stages.runner import Outcome, StageConfig, dry_run, execute
 
@@ -32,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def run(args: argparse.Namespace) -> int:
     params = ScoringParams(args.model, args.scorer_max_tokens)
-    items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
+    items = cli.read_inputs(args)
     if args.dry_run:
         dry_run(items, lambda item, _: [scoring_body(item.record, item.source, answer, params, args.max_image_side)
                                         for answer in item.record.get("generated_answers") or []],

@@ -7,10 +7,11 @@ otherwise `str(int(md5(question).hexdigest()[:8], 16) % 10)`, so tests can compu
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
+
+from rollkit.content.inputs import iter_inputs
 
 _QUESTION_BLOCK = re.compile(r"<question>(.*?)</question>", re.DOTALL | re.IGNORECASE)
 _IMAGE_TOKEN = re.compile(r"<image>", re.IGNORECASE)
@@ -34,24 +35,22 @@ def hashed_truth(question: str) -> str:
 def truth_for_question(text: str, answer_key: dict[str, str] | None = None) -> str:
     """The right answer to `text` (a bare question, as found by `question_in`)."""
     if answer_key:
-        found = answer_key.get(normalize_question(text))
-        if found is not None:
-            return found
+        # a multiple-choice prompt lists the options under the question the key knows
+        for question in (text, text.split("\n\nOptions:\n")[0]):
+            found = answer_key.get(normalize_question(question))
+            if found is not None:
+                return found
     return hashed_truth(text.strip())
 
 
 def load_answer_key(path: Path) -> dict[str, str]:
-    """Read `question -> answer` from a JSON list or JSONL file.
+    """Read `question -> answer` from any input rollkit reads (JSON/JSONL, CSV, Parquet, a dataset
+    folder: `rollkit.content.inputs`), so the emulator answers from the dataset's own answers.
 
-    Records are either `{"question", "answer"}` (an `answer` list counts by its first item) or the
-    seed's `{"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}`.
+    Records are either `{"question", "answer"}` (an `answer` list counts by its first item; a GSM8K
+    answer by what follows its `####`) or `conversations` (OpenAI `messages` are read as such).
     """
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        records = json.loads(stripped)
-    else:
-        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    records = (item.record for item in iter_inputs(path) if item.record is not None)
     key: dict[str, str] = {}
     for record in records:
         pair = _question_and_answer(record) if isinstance(record, dict) else None
@@ -77,7 +76,7 @@ def _question_and_answer(record: dict[str, Any]) -> tuple[str, str] | None:
             if not answer:
                 return None
             answer = answer[0]
-        return str(record["question"]), str(answer).strip()
+        return str(record["question"]), str(answer).rsplit("\n####", 1)[-1].strip()
     return None
 
 

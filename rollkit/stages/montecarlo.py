@@ -27,8 +27,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from rollkit.answers import check_answer_async, parse_answer
+from rollkit.answers import check_answer_async, final_answers, parse_answer
 from rollkit.answers.equivalence_endpoint import JudgeFailed
+from rollkit.content.inputs import RecordError
 from rollkit.content.messages import image_parts, question_text, reference_answers, strip_image_tokens
 from rollkit.content.steps import Solution, parse_solution, text_prefix
 from rollkit.net.client import ChatClient, ChatResult
@@ -319,10 +320,13 @@ async def score_steps(scorer: StepScorer, rollout_correct: bool) -> list[dict]:
 async def run_rollout(calls: SharedCalls, params: RolloutParams, record: dict, source: str, unit: str) -> Outcome:
     """Generate rollout `unit`, score its steps, and return its record (or why it failed)."""
     eid, k = split_rollout_id(unit)
-    truth = reference_answers(record)
+    truth = final_answers(reference_answers(record))
     if not truth:
         return Outcome(error_reason="no_answer", message="the record has no reference answer to score against")
-    messages = rollout_messages(record, source, params)
+    try:
+        messages = rollout_messages(record, source, params)
+    except RecordError as exc:  # a field its template needs: the start-up check saw only the first record
+        return Outcome(error_reason="bad_input", message=str(exc))
     request = generation_request(messages, eid, k, params)
     result = await calls.complete(request)
     if not result.ok:

@@ -28,8 +28,10 @@ from rollkit.content.images import ImageError, image_size
 from rollkit.content.inputs import (
     ENTRY_ID_VERSION,
     InputItem,
+    RecordError,
     check_not_empty,
     count_inputs,
+    id_version_for,
     image_root_field,
     record_id,
 )
@@ -87,10 +89,11 @@ class StageRunner:
     def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
                  request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
                  units: Units | None = None, endpoints: Callable[[], dict] | None = None,
-                 record_key: Callable[[dict], str] | None = None) -> None:
+                 record_key: Callable[[dict], str] | None = None, id_version: int = 0) -> None:
         self.name = name
         self.record_key = record_key  # one unit per record, keyed by it (prm.py: rollouts of one entry)
         self.endpoints = endpoints or dict
+        self.id_version = id_version or ENTRY_ID_VERSION  # execute: the output's own (id_version_for)
         self.output = ResultLog(output, id_field=id_field)
         self.units = units
         self.errors = error_log_for(output)
@@ -151,7 +154,7 @@ class StageRunner:
             self.errors.add(entry_id=None, source=item.source, line=item.line, stage=self.name,
                             reason="bad_input", message=item.error)
             return None, []
-        eid = record_id(item.record)
+        eid = record_id(item.record, self.id_version)
         key = self.record_key(item.record) if self.record_key else eid
         digest = id_digest(key)
         if digest in self._this_run:
@@ -291,11 +294,12 @@ async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
         runner = StageRunner(name, output, concurrency=c.concurrency, retry_failed=c.retry_failed,
                              request_stats=lambda: merged_stats(list(clients.values())), id_field=id_field,
                              units=units, endpoints=lambda: {role: pool.describe() for role, pool in pools.items()},
-                             record_key=record_key)
+                             record_key=record_key,
+                             id_version=id_version_for(output))  # before this run's config: resumes keep old ids
         runner.open()
         stack.callback(runner.close)
         write_json(f"{output}.config.json", {"stage": name, "schema_version": OUTPUT_SCHEMA_VERSION,
-                                            "entry_id_version": ENTRY_ID_VERSION, **c.flags})
+                                             "entry_id_version": runner.id_version, **c.flags})
         await runner.run(items, make_process(clients), count_inputs(c.inputs, start=c.start, end=c.end))
         summary = runner.summary()
     write_json(f"{output}.summary.json", summary)
@@ -314,7 +318,7 @@ def dry_run(items: Iterable[InputItem], bodies_for: Callable[[InputItem, str], l
             continue
         try:
             bodies = bodies_for(item, record_id(item.record))
-        except ImageError as exc:  # a real run writes it to the errors file and never sends it
+        except (ImageError, RecordError) as exc:  # a real run writes it to the errors file and never sends it
             bad += 1
             print(f"{item.where}: {exc}", file=sys.stderr)
             continue

@@ -10,6 +10,8 @@
     split = "4k"                        # optional: the folders are named vqav2_4k
     input = "data/vqav2_4k.jsonl"       # relative to this file
     rollout = { num-rollouts = 2 }      # optional: this dataset's own flags for any stage
+    question-field = "problem"          # optional: the dataset's field names (rollout.py's --question-field,
+    answer-field = "solution"           #   --answer-field, --image-field, --options-field)
 
     [rollout]                           # rollout.py's flags, by name: model_name, num-rollouts, mc-mode, ...
     model_name = "gpt-4.1"
@@ -36,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STAGE_TABLES = ("rollout", "pack", "batch", "map", "report")
+FIELD_KEYS = ("question-field", "answer-field", "image-field", "options-field")  # a dataset's field names
 RATE_LIMIT_KEYS = {"rpm", "tpm", "port", "window-seconds", "window_seconds"}  # rollout.py only
 
 
@@ -79,9 +82,14 @@ def _dataset(raw: object, index: int, base: Path) -> Dataset:
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not isinstance(raw.get("input"), str):
         raise ConfigError(f"{where}: needs name and input strings")
     overrides = {stage: _table(raw, stage, where) for stage in (*STAGE_TABLES, "export") if stage in raw}
-    unknown = set(raw) - {"name", "input", "split", *overrides}
+    unknown = set(raw) - {"name", "input", "split", *overrides, *FIELD_KEYS}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    fields = {key: raw[key] for key in FIELD_KEYS if key in raw}
+    if not all(isinstance(value, str) for value in fields.values()):
+        raise ConfigError(f"{where}: {', '.join(fields)} must be strings (field names)")
+    if fields:  # the rollout reads the dataset; later stages read its output, in rollkit's names
+        overrides["rollout"] = {**fields, **overrides.get("rollout", {})}
     return Dataset(raw["name"], (base / raw["input"]).resolve(), raw.get("split"), overrides)
 
 

@@ -31,7 +31,7 @@ from rollkit.batch.verify_requests import (
     request_tokens,
 )
 from rollkit.content.images import ImageError
-from rollkit.content.inputs import iter_inputs
+from rollkit.content.inputs import FieldMap, iter_inputs
 from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
 from rollkit.store.atomic import write_json
@@ -128,6 +128,9 @@ def _captured(argv: list[str]) -> str:
     return (done.stdout + (done.stderr if done.returncode else "")).strip()
 
 
+FIELD_NAMES = ("question", "answer", "image", "options")
+
+
 def _flag(argv: list[str], name: str, default: str | None = None) -> str | None:
     return argv[argv.index(name) + 1] if name in argv else default
 
@@ -149,7 +152,8 @@ def _verification_bound(stage: Stage, dataset: Path, rollout_argv: list[str]) ->
     completion_each = int(_flag(stage.argv, "--max-completion-tokens", str(DEFAULT_MAX_COMPLETION_TOKENS)))
     options = RequestOptions(model, "/chat/completions", completion_each)
     requests = tokens = 0
-    for item in iter_inputs(dataset):
+    fields = FieldMap.from_flags(*(_flag(rollout_argv, f"--{name}-field") for name in FIELD_NAMES))
+    for item in iter_inputs(dataset, fields=fields):
         if item.record is None:
             continue
         try:

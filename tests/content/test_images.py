@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rollkit.content.images import ImageError, record_image_paths
-from rollkit.content.inputs import entry_id
+from rollkit.content.inputs import entry_id, given_answers
 from rollkit.store.digests import canonical_json
 from tests.support import FIXTURES, read_jsonl, run_script
 from tests.support.batch import FAST, process_batches
@@ -43,7 +43,8 @@ def test_image_path_is_read_and_ids_of_working_records_stay(tmp_path):
     assert field == "image_path" and paths == [str(tmp_path / row["image_path"])]
     # the id is still taken from `image`, as version 1 took it: outputs made before keep resuming
     v1 = {"question": row["question"], "images": [row["image"]]}
-    assert entry_id(row) == hashlib.md5(canonical_json(v1)).hexdigest()
+    assert entry_id(row, 2) == hashlib.md5(canonical_json(v1)).hexdigest()
+    assert entry_id(row) == hashlib.md5(canonical_json({**v1, "answers": given_answers(row)})).hexdigest()
     only_path = {"question": row["question"], "image_path": row["image_path"]}
     assert entry_id(only_path) != entry_id({"question": row["question"]})
     assert record_image_paths({"question": "q", "images": [row["image_path"]], "image": "x.jpg"}, tmp_path)[0] == \

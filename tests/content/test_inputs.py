@@ -45,25 +45,34 @@ def questions(n: int, start: int = 0) -> list[dict]:
 # ---- entry ids ---------------------------------------------------------------------------
 
 def test_entry_id_known_values_never_change():
-    # md5 of {"images":["images/cats.jpg"],"question":"How many cats are on the sofa?"}
-    assert inputs.ENTRY_ID_VERSION == 2  # 2 changed only records with neither images nor image
-    assert entry_id(CATS) == "17de450c92f4e7de8c844709cc02d5d4"
-    assert entry_id(SEED_004) == "5f21d7a73662eeed216366e946fe8387"
+    # version 2: md5 of {"images":["images/cats.jpg"],"question":"How many cats are on the sofa?"}
+    assert inputs.ENTRY_ID_VERSION == 3  # 3: the answers and options take part when the record has them
+    assert entry_id(CATS, 2) == "17de450c92f4e7de8c844709cc02d5d4"
+    assert entry_id(SEED_004, 2) == "5f21d7a73662eeed216366e946fe8387"
+    # version 3: md5 of {"answers":["2"],"images":["images/cats.jpg"],"question":"How many cats are on the sofa?"}
+    assert entry_id(CATS) == "896d0588ea58ede37a85f362eebf1b68"
+    assert entry_id(SEED_004) == "fb6eb90e9048e547952942d6452b8480"
+    no_answer = {k: v for k, v in CATS.items() if k != "answer"}
+    assert entry_id(no_answer) == entry_id(no_answer, 2) == entry_id(CATS, 2)  # nothing to add: the old id
 
 
-def test_entry_id_depends_on_images_not_on_other_fields_or_key_order():
+def test_entry_id_depends_on_images_answers_and_options_not_on_other_fields_or_key_order():
     assert entry_id({**CATS, "image": "images/dogs.jpg"}) != entry_id(CATS)
     assert entry_id(dict(reversed(list(CATS.items())))) == entry_id(CATS)
-    assert entry_id({**CATS, "answer": "3", "uid": "x"}) == entry_id(CATS)
+    assert entry_id({**CATS, "uid": "x", "source": "y"}) == entry_id(CATS)
     assert entry_id({**CATS, "image": None, "images": ["images/cats.jpg"]}) == entry_id(CATS)
     assert entry_id({"question": CATS["question"]}) != entry_id(CATS)
+    # one question text in two datasets with different answers (or options): two entries
+    assert entry_id({**CATS, "answer": "3"}) != entry_id(CATS) == entry_id({**CATS, "answer": 2})
+    assert entry_id({**CATS, "options": ["1", "2"]}) != entry_id({**CATS, "options": ["2", "3"]})
+    assert entry_id({**CATS, "answer": "3"}, 2) == entry_id(CATS, 2)
 
 
-def test_entry_id_of_conversations_uses_human_turns_only():
+def test_entry_id_of_conversations_uses_human_turns_and_the_answer():
     other_answer = {**SEED_004, "conversations": [SEED_004["conversations"][0], {"from": "gpt", "value": "5"}]}
-    assert entry_id(other_answer) == entry_id(SEED_004)
+    assert entry_id(other_answer, 2) == entry_id(SEED_004, 2) and entry_id(other_answer) != entry_id(SEED_004)
     turns = [{"value": "What is 2+2?", "from": "user"}]
-    assert entry_id({"images": ["/path/to/image.jpg"], "conversations": turns}) == entry_id(SEED_004)
+    assert entry_id({"images": ["/path/to/image.jpg"], "conversations": turns}) == entry_id(SEED_004, 2)
     assert entry_id({**SEED_004, "images": []}) != entry_id(SEED_004)
 
 
@@ -158,7 +167,7 @@ def test_folder_glob_bom_and_slicing(tmp_path):
 def test_unreadable_inputs_are_fatal(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         iter_inputs(tmp_path / "missing.jsonl")
-    with pytest.raises(InputError, match="no .json or .jsonl input"):
+    with pytest.raises(InputError, match="no input found there"):
         iter_inputs(str(tmp_path / "*.jsonl"))
 
 
