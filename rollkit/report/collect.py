@@ -105,6 +105,9 @@ def find_files(paths: Sequence[str | Path]) -> Found:
         for path in candidates:
             if given.is_dir() and _not_records(path, given):
                 continue
+            if given.is_dir() and path.suffix == ".jsonl" and _training_rows(path):
+                skipped.append(f"{path}: training rows of an export, not a stage's records")
+                continue
             if path.name.endswith(".summary.json"):
                 summaries.append(path)
             elif (path.suffix == ".jsonl" or path == given) and not path.name.endswith(SIDE_FILE_SUFFIXES):
@@ -115,9 +118,29 @@ def find_files(paths: Sequence[str | Path]) -> Found:
 
 
 def _not_records(path: Path, top: Path) -> bool:
-    """Inside a batch folder (requests, not records) or a folder of SKIPPED_FOLDERS."""
+    """Inside a batch folder (requests, not records), a folder of SKIPPED_FOLDERS, or a hidden one
+    (an export's `.rollkit/` summaries and resized image copies)."""
     below = [folder for folder in path.parents if folder == top or top in folder.parents]
-    return any(folder.name in SKIPPED_FOLDERS or (folder / "manifest.json").exists() for folder in below)
+    return any(folder.name in SKIPPED_FOLDERS or (folder / "manifest.json").exists()
+               or (folder != top and folder.name.startswith(".")) for folder in below)
+
+
+# the shapes of export/formats.py's rows: step-labelled rows carry both of these, pairs the two
+# responses, sft rows nothing but a conversation, its images and ids; no stage record looks like them
+LABELLED_ROW_KEYS = {"label_policy", "filled_steps"}
+PAIR_KEYS = {"chosen", "rejected"}
+SFT_KEYS = {"conversations", "images", "entry_id", "rollout_id"}
+
+
+def _training_rows(path: Path) -> bool:
+    """By the first line's keys, read as plain JSON: such rows are not inputs (trl-prm's have no question)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            first = json.loads(next((line for line in lines if line.strip()), "{}"))
+    except (OSError, ValueError):
+        return False
+    keys = set(first) if isinstance(first, dict) else set()
+    return LABELLED_ROW_KEYS <= keys or PAIR_KEYS <= keys or ("conversations" in keys and keys <= SFT_KEYS)
 
 
 class Collector:

@@ -86,3 +86,18 @@ def test_the_page_renders_in_a_headless_browser(tmp_path, run_dir):
         colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 50  # figures drawn, not a blank or broken-image page
     assert re.search(r"rollkit run report", (out / "index.html").read_text())
+
+
+def test_exports_in_the_folder_are_named_not_counted_as_unreadable(tmp_path, run_dir):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "rollouts.jsonl").write_text((run_dir / "rollouts.jsonl").read_text())
+    for fmt in ("trl-prm", "sft", "visualprm"):
+        done = run_script("export_dataset.py", "--rollouts", str(folder / "rollouts.jsonl"), "--format", fmt,
+                          "--fill-unmeasured", "--dataset-name", "vqav2", "--output", str(folder / f"{fmt}.jsonl"))
+        assert done.returncode == 0, done.stderr
+    tallies = Collector().read([folder])
+    assert tallies.bad_lines == 0 and tallies.records["rollouts"] == len(read_jsonl(folder / "rollouts.jsonl"))
+    named = [line for line in tallies.unusable if "training rows of an export" in line]
+    assert sorted(Path(line.split(":")[0]).name for line in named) == ["sft.jsonl", "trl-prm.jsonl", "visualprm.jsonl"]
+    assert not any(".rollkit" in s.source for s in tallies.stages)  # an export's summary is not a stage
