@@ -76,6 +76,8 @@ class StageCounts:
     bad_input: int = 0
     failed: int = 0
     truncated: int = 0  # records whose answer stopped at the token budget, written or left out
+    checked: int = 0  # written records whose answer was checked against the reference (is_correct set)
+    right: int = 0  # of those, the ones that reached it
     failures: Counter = field(default_factory=Counter)
 
 
@@ -195,6 +197,9 @@ class StageRunner:
                                 "entry_id": eid, self.output.id_field: unit, "incomplete": outcome.incomplete})
             self.counts.written += 1
             self.counts.incomplete += outcome.incomplete
+            correct = outcome.record.get("is_correct")
+            self.counts.checked += correct is not None
+            self.counts.right += correct is True
         else:
             if outcome.error_reason == "bad_image":
                 log.warning("%s", outcome.message)

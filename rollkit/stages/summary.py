@@ -35,6 +35,7 @@ def print_summary(summary: dict, stream=sys.stderr) -> None:
         f"{c['already_done']} already done, {c['duplicates']} duplicates, {c['bad_input']} bad input, "
         f"{c['failed']} failed" + (f"; {c['truncated']} cut off at the token budget" if c.get("truncated") else ""),
         f"  failures  {failures}",
+        *accuracy_lines(c),
         f"  requests  {r['sent']} sent, {r['replayed']} replayed from the journal, {r['rate_limited']} "
         f"answered 429 ({r.get('share_429', 0):.1%}), {r['retries']} retries, {r['failed']} failed",
         *cut_off_lines(r),
@@ -90,3 +91,11 @@ def _paced(meter: dict, label: str) -> str:
     if meter["per_minute"] is None:
         return f"{label} unmetered"
     return f"{meter['per_minute']:,.0f} {label} ({meter['source']}, burst {meter['burst']:,.0f})"
+
+
+def accuracy_lines(c: dict) -> list[str]:
+    """How many of this run's records reached the reference answer (rollouts: `is_correct`)."""
+    if not c.get("checked"):
+        return []
+    return [f"  accuracy  {c['right']} of {c['checked']} reached the reference answer "
+            f"({c['right'] / c['checked']:.1%}) under this run's answer checking"]

@@ -54,6 +54,10 @@ def test_exhaustive_and_binary_search_on_the_example(tmp_path):
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     full, searched = by_rollout(exhaustive), by_rollout(binary)
     assert set(full) == set(searched) == expected_ids(EXAMPLE)
+    right = sum(r["is_correct"] for r in full.values())
+    assert f"accuracy  {right} of {len(full)} reached the reference answer" in first.stderr
+    counted = json.loads((tmp_path / "exhaustive.jsonl.summary.json").read_text())["records"]
+    assert (counted["right"], counted["checked"]) == (right, len(full))
     agree = 0
     for rid, record in full.items():
         check_shape(record)
