@@ -33,6 +33,7 @@ several values. The folders and the files that tie stages together are set by th
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,13 @@ class RunConfig:
     raw: dict
 
 
+def key_line(text: str, key: str) -> str:
+    """` (line N)` where `key` is first set or opened as a table in the TOML text, else ''."""
+    pattern = re.compile(rf"^\s*(?:\[\[?\s*{re.escape(key)}\s*\]\]?|\"?{re.escape(key)}\"?\s*=)", re.MULTILINE)
+    found = pattern.search(text)
+    return f" (line {text.count(chr(10), 0, found.start()) + 1})" if found else ""
+
+
 def _table(data: dict, name: str, where: str) -> dict:
     value = data.get(name, {})
     if not isinstance(value, dict):
@@ -77,8 +85,13 @@ def _table(data: dict, name: str, where: str) -> dict:
     return dict(value)
 
 
-def _dataset(raw: object, index: int, base: Path) -> Dataset:
-    where = f"[[dataset]] {index + 1}"
+def _dataset(raw: object, index: int, base: Path, path: str = "", text: str = "") -> Dataset:
+    where = f"{path}: [[dataset]] {index + 1}" if path else f"[[dataset]] {index + 1}"
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"name", "input", "split", *STAGE_TABLES, "export", *FIELD_KEYS}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys " + ", ".join(f"{k}{key_line(text, k)}" for k in sorted(unknown))
+                              + f"; a dataset takes name, input, split, {', '.join(FIELD_KEYS)} and stage tables")
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not isinstance(raw.get("input"), str):
         raise ConfigError(f"{where}: needs name and input strings")
     overrides = {stage: _table(raw, stage, where) for stage in (*STAGE_TABLES, "export") if stage in raw}
@@ -96,7 +109,8 @@ def _dataset(raw: object, index: int, base: Path) -> Dataset:
 def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:
@@ -104,10 +118,13 @@ def load_config(path: str | Path) -> RunConfig:
     base = path.resolve().parent
     unknown = set(raw) - {"root", "endpoint", "dataset", "export", *STAGE_TABLES}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {', '.join(sorted(unknown))}")
+        raise ConfigError(f"{path}: unknown keys " + ", ".join(f"{k}{key_line(text, k)}" for k in sorted(unknown)))
+    if isinstance(raw.get("dataset"), dict):
+        raise ConfigError(f"{path}{key_line(text, 'dataset')}: [dataset] is one table; datasets are written "
+                          "[[dataset]] (double brackets), one per dataset")
     if not isinstance(raw.get("root"), str):
         raise ConfigError(f"{path}: root = \"FOLDER\" is required")
-    datasets = [_dataset(d, i, base) for i, d in enumerate(raw.get("dataset") or [])]
+    datasets = [_dataset(d, i, base, f"{path}", text) for i, d in enumerate(raw.get("dataset") or [])]
     if not datasets:
         raise ConfigError(f"{path}: at least one [[dataset]] is required")
     if len({d.folder for d in datasets}) != len(datasets):

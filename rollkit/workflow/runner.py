@@ -35,6 +35,7 @@ from rollkit.content.inputs import FieldMap, iter_inputs
 from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
 from rollkit.store.atomic import write_json
+from rollkit.workflow.checks import check_plan
 from rollkit.workflow.config import RunConfig
 from rollkit.workflow.plan import Stage, build_plan, paths, state_path
 
@@ -95,8 +96,9 @@ def exit_status(code: int) -> int:
 
 
 def run_plan(config: RunConfig) -> int:
-    (config.root / "pipeline_state").mkdir(parents=True, exist_ok=True)
     stages = build_plan(config)
+    check_plan(config, stages)  # before anything is paid for
+    (config.root / "pipeline_state").mkdir(parents=True, exist_ok=True)
     write_json(config.root / "pipeline.config.json", {
         "config_file": str(config.path), "config": config.raw,
         "stages": [{"name": s.name, "dataset": s.dataset, "argv": s.argv} for s in stages]})
@@ -186,6 +188,7 @@ def _verification_estimate(stage: Stage, rollouts: Path, dataset: Path, rollout_
 def dry_run(config: RunConfig) -> int:
     """Print every stage's command and what it would send; call nothing, write nothing."""
     stages = build_plan(config)
+    check_plan(config, stages)
     rollout_argv: list[str] = []
     for stage in stages:
         done = " (done in an earlier run)" if _done_before(config, stage) else ""

@@ -208,3 +208,25 @@ def test_an_outage_stops_the_pipeline_with_exit_3_and_a_rerun_finishes(tmp_path)
         done = pipeline("--config", str(config))
     assert done.returncode == 0, done.stderr
     assert outputs(tmp_path / "out")
+
+
+def test_the_dry_run_finds_what_a_run_would_trip_on_before_anything_is_paid(tmp_path):
+    def dry(text: str, run: bool = False) -> subprocess.CompletedProcess:
+        path = tmp_path / "run.toml"
+        path.write_text(text)
+        return pipeline("--config", str(path), *([] if run else ["--dry-run"]))
+
+    good = write_config(tmp_path / "good.toml", "http://127.0.0.1:9", str(tmp_path / "out")).read_text()
+    bad_format = dry(good.replace('format = "sft"', 'format = "trl_prm"'))
+    assert bad_format.returncode == 2 and "export:sft.jsonl: " in bad_format.stderr
+    assert "invalid choice: 'trl_prm'" in bad_format.stderr and "Traceback" not in bad_format.stderr
+    bad_answers = dry(good.replace('num-mc = 4', 'num-mc = 4\nanswer-format = "latex"'), run=True)
+    assert bad_answers.returncode == 2 and "rollout: " in bad_answers.stderr and "'latex'" in bad_answers.stderr
+    assert not (tmp_path / "out").exists()  # the real run stopped before any stage
+    missing = dry(good.replace(str(QUESTIONS), str(tmp_path / "nope.jsonl")))
+    assert missing.returncode == 2 and f"input {tmp_path / 'nope.jsonl'} does not exist" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    single = dry(good.replace("[[dataset]]", "[dataset]"))
+    assert single.returncode == 2 and "(line 4): [dataset] is one table" in single.stderr
+    typo = dry(good.replace('name = "vqav2"', 'name = "vqav2"\nqestion-field = "q"'))
+    assert typo.returncode == 2 and "unknown keys qestion-field (line 6)" in typo.stderr
