@@ -229,7 +229,8 @@ def test_without_n_adaptive_rounds_are_exhaustives_own_requests(tmp_path):
 def test_with_n_adaptive_rounds_draw_exhaustives_samples_from_a_server_with_vllms_seed_rule(tmp_path):
     # Separate journals: every request is paid for. A round asks `n` from seed base + first, so a
     # server that samples child i with seed + i (vLLM; the emulator) gives it exhaustive's samples.
-    questions = write_questions(tmp_path / "q.jsonl", 4, images=1, shape="question")
+    # 6 questions: enough measured steps whatever the ids the draws are keyed by (entry ids v3 moved them)
+    questions = write_questions(tmp_path / "q.jsonl", 6, images=1, shape="question")
     full, adaptive = tmp_path / "full.jsonl", tmp_path / "adaptive.jsonl"
     # seed 7: with max_completion_tokens in the bodies (issue 15) the emulator draws differently, and under
     # seed 6 nearly every rollout came out right, leaving too few measured steps to compare
@@ -247,7 +248,7 @@ def test_with_n_adaptive_rounds_draw_exhaustives_samples_from_a_server_with_vllm
                 assert (step["num_mc_correct"] > 0) == (measured["num_mc_correct"] > 0)
                 if not step["decided_early"]:
                     assert step["num_mc_correct"] == measured["num_mc_correct"]
-    assert compared >= 8
+    assert compared >= 8, compared
 
 
 def test_llm_judge_scores_continuations_through_a_judge_endpoint_cached_and_journaled(tmp_path):
