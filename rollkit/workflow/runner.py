@@ -36,7 +36,7 @@ from rollkit.net.pricing import model_price
 from rollkit.stages.montecarlo import RolloutParams
 from rollkit.store.atomic import write_json
 from rollkit.workflow.checks import check_plan
-from rollkit.workflow.config import RunConfig
+from rollkit.workflow.config import ConfigError, RunConfig
 from rollkit.workflow.plan import Stage, build_plan, paths, state_path
 
 OUTAGE = 3
@@ -126,8 +126,12 @@ def run_plan(config: RunConfig) -> int:
 
 
 def _captured(argv: list[str]) -> str:
+    """What a stage's own dry run prints; ConfigError with its complaint when it refuses (a field the
+    input lacks, a template the records cannot fill: what the real run would stop on)."""
     done = subprocess.run(_command(argv), capture_output=True, text=True, env=_child_env())
-    return (done.stdout + (done.stderr if done.returncode else "")).strip()
+    if done.returncode:
+        raise ConfigError(f"{argv[1]} --dry-run: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
+    return done.stdout.strip()
 
 
 FIELD_NAMES = ("question", "answer", "image", "options")

@@ -228,5 +228,11 @@ def test_the_dry_run_finds_what_a_run_would_trip_on_before_anything_is_paid(tmp_
     assert "Traceback" not in missing.stderr
     single = dry(good.replace("[[dataset]]", "[dataset]"))
     assert single.returncode == 2 and "(line 4): [dataset] is one table" in single.stderr
+    renamed = tmp_path / "renamed.jsonl"  # the image under a name rollkit does not guess
+    renamed.write_text("".join(json.dumps({("img" if k == "image" else k): v for k, v in r.items()}) + "\n"
+                               for r in read_jsonl(QUESTIONS)))
+    unmapped = dry(good.replace(str(QUESTIONS), str(renamed)))
+    assert unmapped.returncode == 2 and "rollout --dry-run: " in unmapped.stderr
+    assert "--image-field img" in unmapped.stderr and "Traceback" not in unmapped.stderr
     typo = dry(good.replace('name = "vqav2"', 'name = "vqav2"\nqestion-field = "q"'))
     assert typo.returncode == 2 and "unknown keys qestion-field (line 6)" in typo.stderr
