@@ -287,6 +287,8 @@ def endpoints_take_n(args: argparse.Namespace) -> bool:
 
 
 def add_selection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scorer-max-tokens", type=int, default=512, help="max tokens per judge reply")
-    parser.add_argument("--min-score", type=float, help="keep the best candidate only if it scores this much")
+    parser.add_argument("--scorer-max-tokens", type=int, default=512,
+                        help="max tokens per judge reply (a PRM is asked for 1)")
+    parser.add_argument("--min-score", type=float, help="keep the best candidate only if it scores this much (0-10 for a judge; "
+                             "0-1 with --scorer-kind prm, the aggregate of its step scores)")
     parser.add_argument("--sft-output", help="write the kept pairs as `conversations` JSONL for SFT")

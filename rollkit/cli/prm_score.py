@@ -8,35 +8,24 @@ Each rollout gets `prm_step_scores` (P(good) / (P(good) + P(bad)) per step) and 
 the conversation `export --format visualprm` trains it on (same system prompt, step tokens, image
 placement). --prm-mode one-request uses vLLM's prompt_logprobs (one request per solution);
 per-step asks one request per step prefix (any server with logprobs); auto probes once.
-Resumable and journaled like every stage.
+Resumable and journaled like every stage. --dry-run counts the requests and tokens without sending
+any (auto counted as one-request, the mode it tries first; a bad token outside the top k, asked
+again, cannot be known before asking).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 
 from rollkit.cli import common as cli
-from rollkit.content.inputs import iter_inputs
-from rollkit.content.prm_turns import PromptFileError, StepTokens, system_prompt
-from rollkit.stages.prm import AGGREGATES, MODES, PrmParams, PrmScorer
-from rollkit.stages.prm_conversation import prm_record_key
-from rollkit.stages.runner import StageConfig, execute
-
-
-def _regex(text: str) -> re.Pattern[str]:
-    try:
-        return re.compile(text)
-    except re.error as exc:
-        raise argparse.ArgumentTypeError(f"--step-split {text!r}: {exc}") from exc
-
-
-def _tokens(text: str) -> StepTokens:
-    try:
-        return StepTokens.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
+from rollkit.cli.prm_flags import add_prm_flags, prm_params, stage_config
+from rollkit.content.inputs import InputItem, RecordError, iter_inputs
+from rollkit.content.messages import image_parts
+from rollkit.content.prm_turns import PromptFileError
+from rollkit.stages import prm
+from rollkit.stages.prm_conversation import NoSteps, prm_record_key, record_solutions
+from rollkit.stages.runner import dry_run, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,48 +35,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model_name", "--model", dest="model", required=True, help="the served PRM")
     parser.add_argument("--api_port", "--port", dest="port", type=int, help="local server port")
     parser.add_argument("--cache_file", help="request journal (default: OUTPUT.journal.jsonl)")
-    group = parser.add_argument_group("PRM options")
-    group.add_argument("--prm-mode", choices=MODES, default="auto",
-                       help="one-request (prompt_logprobs), per-step (top_logprobs), auto: probe once (default)")
-    group.add_argument("--aggregate", choices=sorted(AGGREGATES), default="min",
-                       help="prm_score from the step scores (default: min)")
-    group.add_argument("--text-only", action="store_true", help="send the conversation without its images")
-    group.add_argument("--step-split", type=_regex, metavar="REGEX",
-                       help="split free-text candidates into steps at this regex (default: the step parser)")
-    group.add_argument("--step-tokens", type=_tokens, default=StepTokens(), metavar="GOOD,BAD",
-                       help="the step tokens the PRM was trained on (default: +,-)")
-    group.add_argument("--prompt-file", help="the system prompt it was trained with (default: the export's)")
-    group.add_argument("--top-logprobs", type=int, default=20, metavar="K",
-                       help="per-step: top_logprobs asked (default: 20, OpenAI's and vLLM's cap)")
-    group.add_argument("--prompt-logprobs", type=int, default=20, metavar="K",
-                       help="one-request: prompt_logprobs asked; a bad token outside them is asked again "
-                            "exactly (default: 20, vLLM's cap)")
+    add_prm_flags(parser)
     cli.add_endpoint_flags(parser)
     cli.add_run_flags(parser)
     return parser
 
 
+def dry_run_bodies(params: prm.PrmParams):
+    """Every request the run would send (a solution without steps is bad input, never sent)."""
+    def bodies(item: InputItem, _key: str) -> list[dict]:
+        try:
+            solutions = record_solutions(item.record, params.step_split)
+        except NoSteps as exc:
+            raise RecordError(str(exc)) from exc
+        images = [] if params.text_only else image_parts(item.record, item.source, params.max_image_side)
+        return [body for steps in solutions.steps for body in prm.dry_run_bodies(params, item.record, steps, images)]
+    return bodies
+
+
 async def run(args: argparse.Namespace) -> int:
-    params = PrmParams(model=args.model, system=system_prompt(args.prompt_file, args.step_tokens),
-                       tokens=args.step_tokens, mode=args.prm_mode, how=args.aggregate, text_only=args.text_only,
-                       step_split=args.step_split, prompt_k=args.prompt_logprobs, top_k=args.top_logprobs,
-                       max_image_side=args.max_image_side)
+    params = prm_params(args, args.model)
     items = iter_inputs(args.input, start=args.start, end=args.end, image_root=args.image_root)
+    if args.dry_run:
+        dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
+        return 0
     pools = {"prm": cli.build_pool(args, args.model, args.port)}
-    config = StageConfig.from_args(args)
-    config = StageConfig(**{**config.__dict__, "flags": {k: str(v) if isinstance(v, (re.Pattern, StepTokens))
-                                                         else v for k, v in config.flags.items()}})
-    await execute("prm-score", config, items, pools,
-                  lambda clients: PrmScorer(clients["prm"], params).process, id_field="prm_id",
+    await execute("prm-score", stage_config(args), items, pools,
+                  lambda clients: prm.PrmScorer(clients["prm"], params).process, id_field="prm_id",
                   record_key=prm_record_key)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.dry_run:
-        print("error: --dry-run is not offered by prm-score yet", file=sys.stderr)
-        return 2
     return cli.run_main(run(args), args.verbose, fatal=(PromptFileError,))
 
 

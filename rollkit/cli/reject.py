@@ -17,29 +17,40 @@ from __future__ import annotations
 import argparse
 
 from rollkit.cli import common as cli
+from rollkit.cli.prm_flags import (
+    add_prm_flags,
+    add_scorer_kind_flag,
+    candidate_scorer,
+    placeholder_candidate,
+    prm_dry_run_bodies,
+    prm_params,
+    stage_config,
+)
+from rollkit.content.prm_turns import PromptFileError
 from rollkit.stages.rejection import (
     SamplingParams,
     ScoringParams,
     sample_candidates,
     sampling_bodies,
     sampling_outcome,
-    score_and_select,
     scoring_body,
     write_sft,
 )
-from rollkit.stages.runner import StageConfig, dry_run, execute
+from rollkit.stages.runner import dry_run, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = cli.new_parser("reject", "reject.py", __doc__)
     cli.add_io_flags(parser)
     parser.add_argument("--generator_model", "--model_name", dest="generator_model", required=True)
-    parser.add_argument("--scorer_model", required=True, help="judge model")
+    parser.add_argument("--scorer_model", required=True, help="judge model (the PRM with --scorer-kind prm)")
     parser.add_argument("--generator_port", "--port", dest="generator_port", type=int)
     parser.add_argument("--scorer_port", type=int)
     parser.add_argument("--cache_file", help="request journal (default: OUTPUT.journal.jsonl)")
     cli.add_sampling_flags(parser)
     cli.add_selection_flags(parser)
+    add_scorer_kind_flag(parser)
+    add_prm_flags(parser)
     cli.add_endpoint_flags(parser)
     cli.add_endpoint_flags(parser, prefix="scorer-")
     cli.add_run_flags(parser)
@@ -53,28 +64,35 @@ def build_pools(args: argparse.Namespace) -> dict:
     return {"generator": generator, "scorer": scorer}
 
 
-def make_process(args: argparse.Namespace, sampling: SamplingParams, scoring: ScoringParams):
+def make_process(args: argparse.Namespace, sampling: SamplingParams):
     def bind(clients):
+        score = candidate_scorer(args, args.scorer_model, clients["scorer"])
+
         async def process(item, eid):
             fields = await sample_candidates(clients["generator"], item.record, item.source, eid, sampling)
             outcome = sampling_outcome(fields)
             if outcome.record is None:
                 return outcome
-            fields.update(await score_and_select(clients["scorer"], item.record, item.source,
-                                                 fields["generated_answers"], scoring, args.min_score,
-                                                 args.max_image_side))
+            fields.update(await score(item, fields["generated_answers"]))
             outcome.incomplete = fields["failed_candidates"] + fields["failed_scores"] > 0
             return outcome
         return process
     return bind
 
 
-def dry_run_bodies(args, sampling: SamplingParams, scoring: ScoringParams):
-    placeholder = "x " * sampling.max_tokens  # a candidate as long as it may get, for the judge's prompt
+def dry_run_bodies(args, sampling: SamplingParams):
+    """A candidate is counted as long as it may get, in the judge's prompt or, for a PRM, in steps."""
+    if args.scorer_kind == "prm":
+        params = prm_params(args, args.scorer_model)
+        candidate = placeholder_candidate(sampling.max_tokens)
+        scored = lambda item: prm_dry_run_bodies(params, item, [candidate] * sampling.n)  # noqa: E731
+    else:
+        scoring, placeholder = ScoringParams(args.scorer_model, args.scorer_max_tokens), "x " * sampling.max_tokens
+        scored = lambda item: [scoring_body(item.record, item.source, placeholder, scoring,  # noqa: E731
+                                            args.max_image_side)] * sampling.n
+
     def bodies(item, eid):
-        sampled = sampling_bodies(item.record, item.source, eid, sampling)
-        judged = scoring_body(item.record, item.source, placeholder, scoring, args.max_image_side)
-        return sampled + [judged] * sampling.n
+        return sampling_bodies(item.record, item.source, eid, sampling) + scored(item)
     return bodies
 
 
@@ -82,13 +100,11 @@ async def run(args: argparse.Namespace) -> int:
     sampling = SamplingParams(args.generator_model, args.n, args.temperature, args.max_tokens,
                               not args.no_seed, args.max_image_side, cli.endpoints_take_n(args),
                               drop_truncated=args.drop_truncated)
-    scoring = ScoringParams(args.scorer_model, args.scorer_max_tokens)
     items = cli.read_inputs(args)
     if args.dry_run:
-        dry_run(items, dry_run_bodies(args, sampling, scoring), args.generator_model, args.price_in,
-                args.price_out)
+        dry_run(items, dry_run_bodies(args, sampling), args.generator_model, args.price_in, args.price_out)
         return 0
-    await execute("reject", StageConfig.from_args(args), items, build_pools(args), make_process(args, sampling, scoring))
+    await execute("reject", stage_config(args), items, build_pools(args), make_process(args, sampling))
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0
@@ -96,4 +112,4 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return cli.run_main(run(args), args.verbose)
+    return cli.run_main(run(args), args.verbose, fatal=(PromptFileError,))

@@ -17,6 +17,10 @@ log-probabilities at the assistant turn after it (prm_logprobs), in one of two m
 Record fields added: `prm_step_scores` and `prm_score` (the `--aggregate` of them: min, prod, last
 or mean), `prm_mode`, `prm_step_bounds` ({step index: [low, high]} where a score is a bound); for
 a record of candidates each is a list, one per candidate.
+
+Best-of-N (`reject`/`score --scorer-kind prm`) asks `score_candidates`: each free-text candidate on
+its own, so one without steps or whose requests failed gets null and its reason in `prm_failures`
+while the others are scored, as a failed judge call is.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from rollkit.content.inputs import InputItem
 from rollkit.content.messages import image_parts
 from rollkit.content.prm_turns import StepTokens
 from rollkit.net.client import ChatClient, ChatResult, UniformRefusal
-from rollkit.stages.prm_conversation import NoSteps, conversation, record_solutions
+from rollkit.stages.prm_conversation import NoSteps, conversation, record_solutions, split_steps
 from rollkit.stages.prm_logprobs import (
     LogprobError,
     TurnLogprobs,
@@ -77,6 +81,30 @@ class PrmParams:
     max_image_side: int | None = None
 
 
+def request_body(params: PrmParams, messages: list[dict], **logprobs) -> dict:
+    return {"model": params.model, "messages": messages, "max_tokens": 1, "temperature": 0, **logprobs}
+
+
+def one_request_body(params: PrmParams, record: dict, steps: list[str], images: list[dict]) -> dict:
+    """The whole conversation, the good token in every assistant turn, asking prompt_logprobs."""
+    messages = conversation(record, steps, params.system, params.tokens, images)
+    return request_body(params, messages, prompt_logprobs=params.prompt_k)
+
+
+def per_step_bodies(params: PrmParams, record: dict, steps: list[str], images: list[dict]) -> list[dict]:
+    """One request per step prefix, the model asked for the token after it."""
+    return [request_body(params, conversation(record, steps[:i + 1], params.system, params.tokens, images, last=""),
+                         logprobs=True, top_logprobs=params.top_k) for i in range(len(steps))]
+
+
+def dry_run_bodies(params: PrmParams, record: dict, steps: list[str], images: list[dict]) -> list[dict]:
+    """What scoring one solution sends, for a dry run: auto counts as one-request, the mode it tries
+    first; a bad token outside the top k, asked again, cannot be known without asking."""
+    if params.mode == "per-step":
+        return per_step_bodies(params, record, steps, images)
+    return [one_request_body(params, record, steps, images)]
+
+
 @dataclass
 class Scored:
     scores: list[float | None]
@@ -111,8 +139,7 @@ class PrmScorer:
         except RequestFailed as exc:
             return Outcome(error_reason=exc.result.reason, message=f"{item.where}: {exc}")
         except LogprobError as exc:
-            if exc.reason in UNIFORM_REASONS and not self._scored:
-                raise UniformRefusal(f"{item.where}: {self.p.model}: {exc}") from exc
+            self._stop_if_uniform(item, exc)
             return Outcome(error_reason=exc.reason, message=f"{item.where}: {exc}")
         self._scored = True
         unscored = any(score is None for s in scored for score in s.scores)
@@ -123,6 +150,45 @@ class PrmScorer:
             fields = {name: value[0] for name, value in fields.items()}
         # a step with no score: written, and marked incomplete so --retry-failed asks again
         return Outcome(record={**fields, "prm_aggregate": self.p.how, "prm_mode": self.mode}, incomplete=unscored)
+
+    def _stop_if_uniform(self, item: InputItem, exc: LogprobError) -> None:
+        """The first solution failing for want of a capability stops the run: every one would."""
+        if exc.reason in UNIFORM_REASONS and not self._scored:
+            raise UniformRefusal(f"{item.where}: {self.p.model}: {exc}") from exc
+
+    async def score_candidates(self, item: InputItem, answers: list[str]) -> dict:
+        """Fields a record of free-text candidates adds, `generated_scores` being each one's aggregate
+        (what best-of-N selects by); a candidate that cannot be scored is null with its reason."""
+        images = [] if self.p.text_only else image_parts(item.record, item.source, self.p.max_image_side)
+        done = await asyncio.gather(*(self._candidate(item, i, str(answer), images) for i, answer in enumerate(answers)))
+        scores = [aggregate(s.scores, self.p.how) if s else None for s, _ in done]
+        failures = [failure for _, failure in done]
+        return {"generated_scores": scores, "prm_step_scores": [s.scores if s else None for s, _ in done],
+                "prm_score": scores, "prm_step_bounds": [s.bounds if s else None for s, _ in done],
+                "prm_failures": failures, "prm_aggregate": self.p.how, "prm_mode": self.mode,
+                "scorer_model": self.p.model,
+                # what asking again may mend: not a candidate without steps
+                "failed_scores": sum(f is not None and f["reason"] != "no_steps" for f in failures)}
+
+    async def _candidate(self, item: InputItem, index: int, answer: str,
+                         images: list[dict]) -> tuple[Scored | None, dict | None]:
+        where = f"{item.where}: candidate {index}"
+        steps = split_steps(answer, self.p.step_split)
+        if not steps:
+            message = f"{where} has no steps (not in the step format; give --step-split REGEX to split free text)"
+            log.warning("%s", message)
+            return None, {"reason": "no_steps", "message": message}
+        try:
+            scored = await self._solution(item.record, steps, images)
+        except RequestFailed as exc:
+            return None, {"reason": exc.result.reason, "message": f"{where}: {exc}"}
+        except LogprobError as exc:
+            self._stop_if_uniform(item, exc)
+            return None, {"reason": exc.reason, "message": f"{where}: {exc}"}
+        self._scored = True
+        if any(score is None for score in scored.scores):
+            return scored, {"reason": "unscored_step", "message": f"{where}: a step got no score"}
+        return scored, None
 
     async def _solution(self, record: dict, steps: list[str], images: list[dict]) -> Scored:
         if self.mode is None:
@@ -146,9 +212,6 @@ class PrmScorer:
         self.mode = "one-request"
         return scored
 
-    def _body(self, messages: list[dict], **logprobs) -> dict:
-        return {"model": self.p.model, "messages": messages, "max_tokens": 1, "temperature": 0, **logprobs}
-
     async def _ask(self, body: dict) -> ChatResult:
         trim = slim(self.p.tokens) if "prompt_logprobs" in body else None
         result = await self.client.complete(body, per_choice=True, trim=trim)  # an empty 1-token reply is fine
@@ -157,8 +220,7 @@ class PrmScorer:
         return result
 
     async def one_request(self, record: dict, steps: list[str], images: list[dict]) -> Scored:
-        messages = conversation(record, steps, self.p.system, self.p.tokens, images)
-        result = await self._ask(self._body(messages, prompt_logprobs=self.p.prompt_k))
+        result = await self._ask(one_request_body(self.p, record, steps, images))
         turns = read_prompt_turns(result.prompt_logprobs, steps, self.p.tokens)
         missing = [i for i, turn in enumerate(turns) if turn.bad is None]
         await asyncio.gather(*(self._reask_bad(record, steps[:i + 1], images, turns[i]) for i in missing))
@@ -167,13 +229,11 @@ class PrmScorer:
     async def _reask_bad(self, record: dict, steps: list[str], images: list[dict], turn: TurnLogprobs) -> None:
         """The bad token's own log-probability: the conversation up to this step, the bad token in its turn."""
         messages = conversation(record, steps, self.p.system, self.p.tokens, images, last=self.p.tokens.bad)
-        result = await self._ask(self._body(messages, prompt_logprobs=1))
+        result = await self._ask(request_body(self.p, messages, prompt_logprobs=1))
         turn.bad = own_logprob(result.prompt_logprobs, steps[-1], self.p.tokens.bad)
 
     async def per_step(self, record: dict, steps: list[str], images: list[dict]) -> Scored:
-        bodies = [self._body(conversation(record, steps[:i + 1], self.p.system, self.p.tokens, images, last=""),
-                             logprobs=True, top_logprobs=self.p.top_k) for i in range(len(steps))]
-        results = await asyncio.gather(*(self._ask(body) for body in bodies))
+        results = await asyncio.gather(*(self._ask(body) for body in per_step_bodies(self.p, record, steps, images)))
         scored = Scored([])
         for i, result in enumerate(results):
             logprobs = result.choice_logprobs[0] if result.choice_logprobs else None
