@@ -158,3 +158,13 @@ def test_dry_runs_count_the_prm_requests_and_send_nothing(url, tmp_path):
     # one sampling request with n, then the PRM: one request per candidate, or one per step of 8
     assert dry_run_requests(reject) == 5 * (1 + 4) and dry_run_requests(reject_per) == 5 * (1 + 4 * 8)
     assert not any((tmp_path / name).exists() for name in ("p.jsonl", "s.jsonl", "r.jsonl"))
+
+
+def test_a_prm_server_without_logprobs_stops_score_naming_the_record(tmp_path):
+    path, _ = sampled_file(tmp_path)
+    with run_emulator("--seed", str(SEED), "--no-auth", "--prm-no-logprobs") as base:
+        done = run_script("score.py", "--input_file", str(path), "--output_file", str(tmp_path / "s.jsonl"),
+                          "--model_name", PRM, "--scorer-kind", "prm", "--base-url", f"{base}/v1",
+                          "--prm-mode", "per-step", "--concurrency", "1")
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:1: {PRM}: the server returned no top_logprobs" in done.stderr
