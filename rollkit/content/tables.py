@@ -14,12 +14,21 @@ import decimal
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from rollkit.content.records import InputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def _pyarrow():
+    """pyarrow and its parquet module, imported on the first table read: with numpy they add a
+    quarter second to the start of every process, and most runs read JSON."""
+    import pyarrow
+    import pyarrow.ipc
+    import pyarrow.parquet
+    return pyarrow, pyarrow.parquet
 
 # rows converted to Python objects at a time: image datasets hold a picture per row
 ROWS_PER_SLICE = 64
@@ -64,6 +73,7 @@ def _batch_rows(batch: pa.RecordBatch) -> Iterator[dict]:
 
 
 def parquet_rows(path: Path, source: str) -> Iterator[tuple[str, int, dict, str]]:
+    pa, pq = _pyarrow()
     try:
         table = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
@@ -77,6 +87,7 @@ def parquet_rows(path: Path, source: str) -> Iterator[tuple[str, int, dict, str]
 
 
 def _arrow_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    pa, _ = _pyarrow()
     try:
         with pa.memory_map(str(path)) as mapped:
             yield from pa.ipc.open_stream(mapped)
@@ -97,7 +108,7 @@ def arrow_rows(files: list[Path], source: str) -> Iterator[tuple[str, int, dict,
 def table_row_count(path: Path, kind: str) -> int:
     """Rows of a table input from its metadata, without reading its values."""
     if kind == "parquet":
-        with pq.ParquetFile(path) as table:
+        with _pyarrow()[1].ParquetFile(path) as table:
             return table.metadata.num_rows
     files = [path] if kind == "arrow" else dataset_folder_files(path)
     return sum(batch.num_rows for f in files for batch in _arrow_batches(f))
