@@ -45,34 +45,9 @@ echo "== step-wise verification through the Batch API: pack, submit, poll, downl
 
 echo
 echo "== pipeline.py: the same rollout, verification and map from one config, then export_dataset.py and report.py"
-cat >"$out/run.toml" <<TOML
-root = "pipeline"
-[endpoint]
-base-url = "$url/v1"
-[[dataset]]
-name = "vqav2"
-split = "example"
-input = "../input_data_files/VQAv2/questions.jsonl"
-[rollout]
-model_name = "demo-policy"
-num-rollouts = 2
-num-mc = 4
-concurrency = 8
-[pack]
-model = "demo-judge"
-[batch]
-check-interval = 0.02
-no-progress = true
-[[export]]
-format = "trl-prm"
-labels = "consensus"
-output = "prm.parquet"
-split = "val=0.25"
-[[export]]
-format = "sft"
-output = "sft.jsonl"
-[report]
-TOML
+# the bundled example's run.toml (rollkit/workflow/example.toml), for this emulator; paths from $out
+"$py" -c 'import sys; from rollkit.workflow.config import example_config; print(example_config(*sys.argv[1:]), end="")' \
+  "$url/v1" ../input_data_files/VQAv2/questions.jsonl pipeline >"$out/run.toml"
 "$py" pipeline.py --config "$out/run.toml" --dry-run | grep -E "^== |dry run|cost|batch verification"
 "$py" pipeline.py --config "$out/run.toml"
 

@@ -36,6 +36,7 @@ where = Path(rollkit.__file__).resolve()
 assert clone not in where.parents, f"rollkit imported from the clone: {where}"
 assert not any(Path(p or ".").resolve() == clone for p in sys.path), f"the clone is on sys.path: {sys.path}"
 assert (where.parent / "prompts" / "rollout.txt").is_file() and (where.parent / "cli" / "detach.sh").is_file()
+assert (where.parent / "workflow" / "example.toml").is_file()
 PY
 "$venv/rollkit" --help >/dev/null
 
@@ -48,34 +49,9 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$url" ] || { cat emulator.log >&2; echo "check_wheel: rollkit emulator did not start" >&2; exit 1; }
-cat >run.toml <<TOML
-root = "run"
-[endpoint]
-base-url = "$url/v1"
-[[dataset]]
-name = "vqav2"
-split = "example"
-input = "data/questions.jsonl"
-[rollout]
-model_name = "demo-policy"
-num-rollouts = 2
-num-mc = 4
-concurrency = 8
-[pack]
-model = "demo-judge"
-[batch]
-check-interval = 0.02
-no-progress = true
-[[export]]
-format = "trl-prm"
-labels = "consensus"
-output = "prm.parquet"
-split = "val=0.25"
-[[export]]
-format = "sft"
-output = "sft.jsonl"
-[report]
-TOML
+# the bundled example's run.toml, from the installed package (rollkit/workflow/example.toml)
+"$venv/python" -c 'import sys; from rollkit.workflow.config import example_config; print(example_config(*sys.argv[1:]), end="")' \
+  "$url/v1" data/questions.jsonl run >run.toml
 OPENAI_API_KEY=wheel-check "$venv/rollkit" pipeline --config run.toml >pipeline.log 2>&1 || {
   status=$?; tail -n 30 pipeline.log >&2; echo "check_wheel: rollkit pipeline exited $status" >&2; exit 1; }
 "$venv/python" - <<'PY'

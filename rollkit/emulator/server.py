@@ -9,8 +9,8 @@ Routes (all on 127.0.0.1):
   see `batches.py`;
 * ``GET /v1/models`` (Azure: ``/openai/models``), ``GET /health``: no auth, for vLLM-like clients and readiness checks;
 * ``GET /_emulator/stats`` (``?keys=0`` leaves out `completed_by_key`), ``POST /_emulator/reset``:
-  counters for tests (see `stats.py`); ``POST /_emulator/down?seconds=S``: an outage from now on
-  (``&mode=hang``: connections are taken and nothing is answered, as by a frozen process)
+  counters for tests (see `stats.py`); ``POST /_emulator/down?seconds=S``: an outage from now on,
+  replacing any earlier one (``seconds=0`` ends it) (``&mode=hang``: connections are taken and nothing is answered, as by a frozen process)
   (API connections cut, batches keep running); no auth.
 
 A request that sets `max_tokens`/`max_completion_tokens` below the answer's length gets the answer
@@ -120,7 +120,9 @@ class Emulator:
             return error_response(400, "give ?seconds=S", "invalid_request_error")
         if request.query.get("mode", "cut") not in ("cut", "hang"):
             return error_response(400, "mode is cut or hang", "invalid_request_error")
-        self.down = request.query.get("mode", "cut")
+        if self._outage is not None:
+            self._outage.cancel()  # the latest call says when it ends: a test ends an outage with seconds=0
+        self.down = request.query.get("mode", "cut") if seconds > 0 else False
 
         async def back_up() -> None:
             await asyncio.sleep(seconds)

@@ -113,7 +113,8 @@ def get_stats(base_url: str, with_keys: bool = True) -> dict[str, Any]:
 
 def go_down(base_url: str, seconds: float, mode: str = "cut") -> None:
     """Cut every API connection from now on, for `seconds` (`POST /_emulator/down`); `mode="hang"`
-    takes requests and answers none until then, as a frozen server process does."""
+    takes requests and answers none until then, as a frozen server process does. A call replaces
+    the outage in course: `seconds=0` ends it now."""
     request = urllib.request.Request(f"{base_url}/_emulator/down?seconds={seconds}&mode={mode}", data=b"",
                                      method="POST")
     with _OPENER.open(request, timeout=10) as response:

@@ -20,7 +20,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from rollkit.content.inputs import record_id
 from rollkit.content.prm_turns import StepTokens, messages_row
 from rollkit.content.rollouts import judge_question
 from rollkit.content.steps import parse_solution
@@ -72,13 +71,13 @@ def _str_list(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
-def prm_record_key(record: dict) -> str:
-    """A rollout's own id; else the entry id and a digest of what is scored, so every rollout of
-    one question is its own record."""
+def prm_record_key(record: dict, entry_id: str) -> str:
+    """A rollout's own id; else the entry id (StageRunner's, in the output's id version) and a digest
+    of what is scored, so every rollout of one question is its own record."""
     if isinstance(record.get("rollout_id"), str) and record["rollout_id"]:
         return record["rollout_id"]
     scored = record.get("generated_answers", record.get("response", record.get("steps_with_score")))
-    return f"{record_id(record)}:{hashlib.md5(canonical_json(scored)).hexdigest()[:12]}"
+    return f"{entry_id}:{hashlib.md5(canonical_json(scored)).hexdigest()[:12]}"
 
 
 def conversation(record: dict, steps: list[str], system: str, tokens: StepTokens, images: list[dict],

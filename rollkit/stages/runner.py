@@ -7,6 +7,10 @@ errors, duplicates and counting lives here once.
 A stage that writes several records per input (rollout.py: one per rollout) gives `units`, which
 names the sub-ids of an entry (`<entry_id>:r0`, ...), and `id_field`, the output field they key.
 Each unit is then processed, written and resumed on its own: `process(item, unit_id)`.
+
+A stage that writes one record per input but keys it by more than the entry (prm-score: the rollouts
+of one entry are separate records) gives `record_key(record, entry_id)`, the key of that record. The
+entry id is worked out once, here, in the id version the output is keyed by.
 """
 
 from __future__ import annotations
@@ -83,6 +87,12 @@ class StageCounts:
 
 Process = Callable[[InputItem, str], Awaitable[Outcome]]
 Units = Callable[[str], list[str]]
+RecordKey = Callable[[dict, str], str]  # (record, its entry id) -> the key it is written and resumed under
+
+
+def entry_key(record: dict, entry_id: str) -> str:
+    """The usual key of a record: its entry id."""
+    return entry_id
 
 
 class StageRunner:
@@ -91,9 +101,9 @@ class StageRunner:
     def __init__(self, name: str, output: str | Path, *, concurrency: int, retry_failed: bool = False,
                  request_stats: Callable[[], RequestStats] | None = None, id_field: str = "entry_id",
                  units: Units | None = None, endpoints: Callable[[], dict] | None = None,
-                 record_key: Callable[[dict], str] | None = None, id_version: int = 0) -> None:
+                 record_key: RecordKey = entry_key, id_version: int = 0) -> None:
         self.name = name
-        self.record_key = record_key  # one unit per record, keyed by it (prm.py: rollouts of one entry)
+        self.record_key = record_key
         self.endpoints = endpoints or dict
         self.id_version = id_version or ENTRY_ID_VERSION  # execute: the output's own (id_version_for)
         self.output = ResultLog(output, id_field=id_field)
@@ -157,20 +167,20 @@ class StageRunner:
                             reason="bad_input", message=item.error)
             return None, []
         eid = record_id(item.record, self.id_version)
-        key = self.record_key(item.record) if self.record_key else eid
+        key = self.record_key(item.record, eid)
         digest = id_digest(key)
         if digest in self._this_run:
             self.counts.duplicates += 1
             return eid, []
         self._this_run.add(digest)
-        units = self._todo(eid) if not self.record_key else self._todo(key, [key])
+        units = self._todo(key)
         if not units:
             self.counts.already_done += 1
         return eid, units
 
-    def _todo(self, eid: str, units: list[str] | None = None) -> list[str]:
-        """The units of an entry not yet written or failed (the entry itself when there are no units)."""
-        units = units or (self.units(eid) if self.units else [eid])
+    def _todo(self, key: str) -> list[str]:
+        """The units of a record not yet written or failed (the record itself when there are no units)."""
+        units = self.units(key) if self.units else [key]
         return [unit for unit in units if unit not in self.output and unit not in self.errors]
 
     async def _collect(self, pending: set[asyncio.Task]) -> set[asyncio.Task]:
@@ -282,10 +292,10 @@ class StageConfig:
 async def execute(name: str, config: StageConfig, items: Iterable[InputItem],
                   pools: dict[str, EndpointPool], make_process: Callable[[dict[str, ChatClient]], Process],
                   *, id_field: str = "entry_id", units: Units | None = None,
-                  record_key: Callable[[dict], str] | None = None) -> dict:
+                  record_key: RecordKey = entry_key) -> dict:
     """Run one stage over `items` into `config.output`; returns its summary (also printed and saved).
 
-    `id_field` and `units` let a stage write several records per input (see StageRunner)."""
+    `id_field`, `units` and `record_key` let a stage key its records by more than the entry (see StageRunner)."""
     c, output = config, config.output
     check_not_empty(c.inputs, start=c.start, end=c.end)
     async with AsyncExitStack() as stack:

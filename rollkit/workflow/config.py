@@ -29,13 +29,18 @@
 Keys are the scripts' own flag names without the dashes (`num-rollouts` or `num_rollouts`, as the
 script spells it; both are tried); `true` gives a switch, `false` leaves it out, a list gives
 several values. The folders and the files that tie stages together are set by the pipeline.
+
+`example_config` writes the run.toml of the bundled VQAv2 example (example.toml, shipped in the package).
 """
 
 from __future__ import annotations
 
+import json
 import re
+import string
 import tomllib
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 STAGE_TABLES = ("rollout", "pack", "batch", "map", "report")
@@ -138,3 +143,12 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: [pack] model is required (the judge deployment or model)")
     return RunConfig(path=path, root=(base / raw["root"]).resolve(), endpoint=_table(raw, "endpoint", str(path)),
                      datasets=datasets, stages=stages, exports=list(exports), report="report" in raw, raw=raw)
+
+
+def example_config(base_url: str, input: str | Path, root: str | Path) -> str:
+    """The run.toml of the bundled VQAv2 example against `base_url` (an emulator's, with /v1), reading
+    `input` into `root` (both relative to where the file is written, or absolute): the one config the
+    demo (run_demo.sh), CI's wheel check (.ci/check_wheel.sh) and the pipeline tests run."""
+    template = resources.files(__package__).joinpath("example.toml").read_text(encoding="utf-8")
+    return string.Template(template).substitute(base_url=json.dumps(base_url), input=json.dumps(str(input)),
+                                                root=json.dumps(str(root)))

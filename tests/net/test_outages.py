@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,14 +92,16 @@ def test_the_batch_processor_stops_with_exit_3_in_an_outage_and_a_rerun_resumes_
         while sum(e["kind"] == "created" for e in ledger_events(batch_dir)) < 2:
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()
             time.sleep(0.05)
-        go_down(url, 8)
-        back_up = time.monotonic() + 8.2
+        # Down until the processor has stopped, not for a set time: each failing poll takes the SDK's
+        # three retries (up to 3.5 s) and a tick polls both batches, so it stops 6-7 s in when idle
+        # and later on a loaded machine; a set 8 s outage could end first and the run then finished.
+        go_down(url, 3600)
         _, stderr = process.communicate(timeout=60)
         port = url.rsplit(":", 1)[1]
         assert process.returncode == 3, stderr
         assert f"127.0.0.1:{port}" in stderr and "run the same command again" in stderr
         assert "test-key" not in stderr
-        time.sleep(max(0.0, back_up - time.monotonic()))
+        go_down(url, 0)  # back up
         rerun = run_script("batch_processor.py", *args)
         assert rerun.returncode == 0, rerun.stderr
         stats = get_stats(url)["batch"]
@@ -109,11 +112,19 @@ def test_the_batch_processor_stops_with_exit_3_in_an_outage_and_a_rerun_resumes_
 
 # Slow is not down ---------------------------------------------------------------------------
 
-def slow_sampling_args(url: str, questions, output, *extra: str) -> list[str]:
-    # The issue's command: the seed's --port (a local server), 4 answers a question.
-    return ["--input_file", str(questions), "--output_file", str(output), "--model_name", "gen",
-            "--port", url.rsplit(":", 1)[1], "--answers_per_question", "4", "--concurrency", "4",
-            "--backoff", "0.1", *extra]
+def sample_slowly(tmp_path, questions: int, tokens_per_second: int, *extra: str) -> tuple:
+    """sampling.py on `questions` questions against a healthy server generating at `tokens_per_second`,
+    in the issue's command (the seed's --port, a local server; 4 answers a question): the finished
+    run, its output, what the server saw and the summary's request counts."""
+    out = tmp_path / "out.jsonl"
+    questions_file = write_questions(tmp_path / "q.jsonl", questions)
+    with run_emulator("--tokens-per-second", str(tokens_per_second), "--no-auth") as url:
+        done = run_script("sampling.py", "--input_file", str(questions_file), "--output_file", str(out),
+                          "--model_name", "gen", "--port", url.rsplit(":", 1)[1], "--answers_per_question", "4",
+                          "--concurrency", "4", "--backoff", "0.1", *extra)
+        served = get_stats(url, with_keys=False)
+    summary = Path(f"{out}.summary.json")  # absent if the run broke: the caller's status check says why
+    return done, out, served, json.loads(summary.read_text())["requests"] if summary.exists() else {}
 
 
 def test_a_slow_healthy_server_is_waited_for_not_called_an_outage(tmp_path):
@@ -121,17 +132,11 @@ def test_a_slow_healthy_server_is_waited_for_not_called_an_outage(tmp_path):
     # request was cut off and sent again every 1.2 s until the run stopped: "every endpoint has
     # been unreachable". Now each cut-off is probed (the server answers), counted, and resent with
     # the timeout doubled (1.2, 2.4, 4.8 s), so every record is done.
-    questions = write_questions(tmp_path / "q.jsonl", 6)
-    out = tmp_path / "out.jsonl"
-    with run_emulator("--tokens-per-second", "60", "--no-auth") as url:
-        done = run_script("sampling.py", *slow_sampling_args(url, questions, out, "--request-timeout", "1.2",
-                                                        "--max-outage", "2"))
-        served = get_stats(url, with_keys=False)
+    done, out, served, requests = sample_slowly(tmp_path, 6, 60, "--request-timeout", "1.2", "--max-outage", "2")
     assert done.returncode == 0, done.stderr
     records = read_jsonl(out)
     assert len(records) == 6 and all(len(r["generated_answers"]) == 4 for r in records)
     assert read_jsonl(f"{out}.errors.jsonl") == []
-    requests = json.loads((tmp_path / "out.jsonl.summary.json").read_text())["requests"]
     assert requests["cut_off"] >= 6 and requests["resent_after_cut_off"] == requests["cut_off"]
     assert "possibly billed" in done.stderr and "sent again" in done.stderr
     assert served["most_attempts"] <= 3  # the first send and at most --cut-off-resends (2) more
@@ -139,19 +144,13 @@ def test_a_slow_healthy_server_is_waited_for_not_called_an_outage(tmp_path):
 
 
 def test_resending_after_a_cut_off_is_bounded_and_the_record_says_why(tmp_path):
-    questions = write_questions(tmp_path / "q.jsonl", 3)
-    out = tmp_path / "out.jsonl"
-    with run_emulator("--tokens-per-second", "40", "--no-auth") as url:
-        done = run_script("sampling.py", *slow_sampling_args(url, questions, out, "--request-timeout", "0.5",
-                                                        "--cut-off-resends", "1"))
-        served = get_stats(url, with_keys=False)
+    done, out, served, requests = sample_slowly(tmp_path, 3, 40, "--request-timeout", "0.5", "--cut-off-resends", "1")
     # each record is recorded as a permanent error, and a run where all of them failed is not a quiet 0
     assert done.returncode == 1 and "no record done: 3 failed (cut_off 3)" in done.stderr, done.stderr
     errors = read_jsonl(f"{out}.errors.jsonl")
     assert len(errors) == 3 and {e["reason"] for e in errors} == {"cut_off"}
     assert all("possibly billed" in e["message"] and "--request-timeout" in e["message"] for e in errors)
     assert served["most_attempts"] == 2 and served["completed"] == 0
-    requests = json.loads((tmp_path / "out.jsonl.summary.json").read_text())["requests"]
     assert requests["cut_off"] == 6 and requests["resent_after_cut_off"] == 3
 
 

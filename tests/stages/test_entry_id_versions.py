@@ -3,10 +3,13 @@ on an output keyed by version-2 ids finds its finished work instead of paying fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 
-from rollkit.content.inputs import ENTRY_ID_VERSION, entry_id, iter_inputs
+from rollkit.content.inputs import ENTRY_ID_VERSION, InputItem, entry_id, iter_inputs
 from rollkit.emulator.testing import run_emulator
+from rollkit.stages.prm_conversation import prm_record_key
+from rollkit.stages.runner import Outcome, StageRunner
 from tests.support import read_jsonl, run_script
 
 
@@ -47,3 +50,23 @@ def test_shared_question_text_stays_apart_and_old_outputs_resume_without_new_req
             assert done["records"]["already_done"] == 3 and done["requests"]["sent"] == 0, done
             assert json.loads(open(f"{out}.config.json").read())["entry_id_version"] == 2
             assert read_jsonl(out) == old
+
+
+def test_a_record_key_builds_on_the_entry_id_in_the_outputs_version(tmp_path):
+    """prm-score keys a rollout without its own id by the entry id and a digest of what is scored: the
+    entry id the runner worked out, in the version the output is keyed by, so a version-2 output resumes."""
+    record = {"question": "What is 1 + 1?", "answer": "2", "response": "Step 1: 1 + 1 = 2."}
+    output = tmp_path / "out.jsonl"
+
+    async def process(item, unit):
+        return Outcome(record={"prm_score": 1.0})
+
+    runner = StageRunner("prm-score", output, concurrency=1, id_field="prm_id", record_key=prm_record_key,
+                         id_version=2).open()
+    try:
+        asyncio.run(runner.run([InputItem("q.jsonl", 1, record)], process))
+    finally:
+        runner.close()
+    [written] = read_jsonl(output)
+    assert written["entry_id"] == entry_id(record, 2) != entry_id(record)
+    assert written["prm_id"].startswith(f"{written['entry_id']}:")

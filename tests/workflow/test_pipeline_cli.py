@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from rollkit.emulator.testing import get_stats, reset_stats, run_emulator
 from rollkit.net.pricing import model_price
+from rollkit.workflow.config import example_config
 from tests.support import ROOT, read_jsonl, script_env, start_script
 
 QUESTIONS = ROOT / "input_data_files" / "VQAv2" / "questions.jsonl"
@@ -23,34 +24,15 @@ CONCURRENCY = 4
 
 
 def write_config(path: Path, url: str, root: str, more_datasets: str = "", **extra_rollout) -> Path:
+    """The demo's run.toml (example_config) with priced models, so the report's cost can be checked,
+    CONCURRENCY requests at a time and quicker batch checks; `more_datasets` and `extra_rollout` added."""
+    text = example_config(f"{url}/v1", QUESTIONS, root)
+    for key, value in {"model_name": "gpt-4.1-mini", "concurrency": CONCURRENCY, "model": "o4-mini",
+                       "check-interval": 0.01}.items():
+        text, found = re.subn(rf"^{re.escape(key)} = .*$", f"{key} = {json.dumps(value)}", text, flags=re.MULTILINE)
+        assert found == 1, key
     rollout = "".join(f"{k} = {json.dumps(v)}\n" for k, v in extra_rollout.items())
-    path.write_text(f"""root = "{root}"
-[endpoint]
-base-url = "{url}/v1"
-[[dataset]]
-name = "vqav2"
-split = "example"
-input = "{QUESTIONS}"
-{more_datasets}[rollout]
-model_name = "gpt-4.1-mini"
-num-rollouts = 2
-num-mc = 4
-concurrency = {CONCURRENCY}
-{rollout}[pack]
-model = "o4-mini"
-[batch]
-check-interval = 0.01
-no-progress = true
-[[export]]
-format = "trl-prm"
-labels = "consensus"
-output = "prm.parquet"
-split = "val=0.25"
-[[export]]
-format = "sft"
-output = "sft.jsonl"
-[report]
-""")
+    path.write_text(text.replace("[rollout]\n", f"{more_datasets}[rollout]\n").replace("[pack]\n", f"{rollout}[pack]\n"))
     return path
 
 
