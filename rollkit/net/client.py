@@ -183,8 +183,8 @@ class ChatClient:
 
     async def _complete_one(self, body: dict, sample_index: int, per_choice: bool,
                             trim: Callable[[dict], dict] | None = None) -> ChatResult:
-        key = request_key(body, sample_index)
-        if self.journal is not None:
+        key = request_key(body, sample_index) if self.journal is not None else None
+        if key is not None:
             stored = self.journal.get(key)
             if stored is not None:
                 result = result_from_response(stored, replayed=True, per_choice=per_choice)
@@ -200,7 +200,7 @@ class ChatClient:
             self.stats.failed += 1
             return ChatResult(False, reason=exc.reason, message=redact(str(exc)))
         data = trim(data) if trim else data
-        if self.journal is not None:
+        if key is not None:
             self.journal.put(key, data)
         return result_from_response(data, per_choice=per_choice)
 
