@@ -65,6 +65,17 @@ def add_prm_flags(parser: argparse.ArgumentParser) -> None:
                             "exactly (default: 20, vLLM's cap)")
 
 
+def refuse_prm_flags_without_prm(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A PRM option given with the judge would be ignored without a word: stop with exit 2 instead."""
+    if args.scorer_kind == "prm":
+        return
+    group = next(g for g in parser._action_groups if g.title == "PRM options")
+    given = [action.option_strings[0] for action in group._group_actions
+             if getattr(args, action.dest) != action.default]
+    if given:
+        parser.error(f"{', '.join(given)}: PRM options, used only with --scorer-kind prm")
+
+
 def prm_params(args: argparse.Namespace, model: str) -> prm.PrmParams:
     return prm.PrmParams(model=model, system=system_prompt(args.prompt_file, args.step_tokens),
                          tokens=args.step_tokens, mode=args.prm_mode, how=args.aggregate, text_only=args.text_only,

@@ -23,6 +23,7 @@ from rollkit.cli.prm_flags import (
     candidate_scorer,
     prm_dry_run_bodies,
     prm_params,
+    refuse_prm_flags_without_prm,
     stage_config,
 )
 from rollkit.content.prm_turns import PromptFileError
@@ -79,5 +80,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    refuse_prm_flags_without_prm(parser, args)
     return cli.run_main(run(args), args.verbose, fatal=(PromptFileError,))

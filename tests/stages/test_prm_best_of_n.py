@@ -168,3 +168,12 @@ def test_a_prm_server_without_logprobs_stops_score_naming_the_record(tmp_path):
                           "--prm-mode", "per-step", "--concurrency", "1")
     assert done.returncode == 2, done.stderr
     assert f"{path}:1: {PRM}: the server returned no top_logprobs" in done.stderr
+
+
+def test_prm_options_with_the_judge_are_refused_not_ignored(tmp_path):
+    path, _ = sampled_file(tmp_path)
+    judged = run_script("score.py", "--input_file", str(path), "--output_file", str(tmp_path / "s.jsonl"),
+                        "--model_name", "judge", "--port", "1", "--aggregate", "mean", "--text-only")
+    assert judged.returncode == 2
+    assert "--aggregate, --text-only: PRM options, used only with --scorer-kind prm" in judged.stderr
+    assert not (tmp_path / "s.jsonl").exists()
