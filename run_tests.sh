@@ -19,27 +19,46 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-auto}" "$@"
 fi
 
-build_pid=
+# The real tier's env builds (a no-op once built) and its vLLM server starts while tier 1 runs:
+# the server's start (one to two minutes of CPU) overlaps tests that mostly wait on sockets.
+real_pid=
 if [ "${ROLLKIT_REAL_TIER:-1}" != 0 ]; then
   build_log=$(mktemp)
-  .venv/bin/python -m tests.real.build_env >"$build_log" 2>&1 &
-  build_pid=$!
-  trap 'kill "$build_pid" 2>/dev/null || true' EXIT
+  server_log=$(mktemp)
+  url_file=$(mktemp -u)
+  (
+    .venv/bin/python -m tests.real.build_env >"$build_log" 2>&1 || exit 10
+    exec .venv/bin/python -m tests.real.server --url-file "$url_file" >"$server_log" 2>&1
+  ) &
+  real_pid=$!
+  trap 'kill "$real_pid" 2>/dev/null || true' EXIT
 fi
 
 # Tier 1: unit tests and tests against the emulator, on every core (pytest-xdist; TEST_WORKERS=2 to cap).
 .venv/bin/python -m pytest -n "${TEST_WORKERS:-auto}" --ignore=tests/real --ignore=tests/trainers
 
 # Tier 2: a real vLLM serving a real model.
-if [ -n "$build_pid" ]; then
-  if ! wait "$build_pid"; then
-    cat "$build_log"
-    echo "building the real-server env failed" >&2
-    exit 1
-  fi
-  trap - EXIT
+if [ -n "$real_pid" ]; then
+  until [ -s "$url_file" ]; do
+    if ! kill -0 "$real_pid" 2>/dev/null; then
+      status=0
+      wait "$real_pid" || status=$?
+      if [ "$status" = 10 ]; then
+        cat "$build_log"
+        echo "building the real-server env failed" >&2
+      else
+        cat "$server_log"
+        echo "the real tier's vllm serve did not start" >&2
+      fi
+      exit 1
+    fi
+    sleep 1
+  done
   tail -n 3 "$build_log"
-  tests/real/run_tier.sh
+  cat "$server_log"
+  ROLLKIT_VLLM_URL=$(cat "$url_file") tests/real/run_tier.sh
+  kill "$real_pid" && wait "$real_pid" || true
+  trap - EXIT
 fi
 
 # Tier 3 (on request): real trainers on every export format.

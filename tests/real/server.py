@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -170,3 +171,34 @@ def start_run_batch(input_path: Path, output_path: Path, workdir: Path,
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=server_env(tmpdir), cwd=workdir,
                                    preexec_fn=_own_session_dying_with_parent)
     return BatchRun(process, log_path, tmpdir)
+
+
+def serve_until_stopped(url_file: Path) -> int:
+    """Start the server, write its URL to `url_file` once it answers, and keep it until SIGTERM or
+    SIGINT (run_tests.sh starts it while tier 1 runs and passes the URL on as ROLLKIT_VLLM_URL)."""
+    try:
+        server = start_vllm()  # a SIGTERM meanwhile ends this process, and the server with it (PDEATHSIG)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    stopping = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    try:
+        partial = url_file.with_name(url_file.name + ".part")
+        partial.write_text(server.url)
+        partial.replace(url_file)  # whole or absent: the reader never sees half a URL
+        print(f"vllm serve ready on {server.url}; log {server.log_path}", flush=True)
+        while not stopping and server.process.poll() is None:
+            time.sleep(0.5)
+        return 0 if stopping else 1
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=serve_until_stopped.__doc__)
+    parser.add_argument("--url-file", type=Path, required=True)
+    raise SystemExit(serve_until_stopped(parser.parse_args().url_file))
