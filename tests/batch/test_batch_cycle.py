@@ -79,13 +79,16 @@ def test_full_cycle_with_faults_and_two_sigkills(tmp_path):
         {name: s["created_by_sha256"] for name, s in stats.items() if s["created_by_sha256"]}
     known = {e["batch_id"] for e in ledger_events(batch_dir) if e["kind"] == "created"}
     assert set().union(*listed.values()) == known
-    assert stats["a"]["refused_creates"] >= 1 or stats["b"]["final_status"].get("failed", 0) >= 1
     # every rollout has a verdict or a recorded reason, and no line was paid for twice
     mapped = run_script("merge_and_map_batch.py", "map", "--rollouts", str(rollouts), "--results",
                         str(batch_dir / "results"), "--output", str(tmp_path / "verified.jsonl"))
     assert mapped.returncode == 0, mapped.stderr
     out = read_jsonl(tmp_path / "verified.jsonl")
     assert len(out) == 40 and {r["verification_status"] for r in out} <= {"ok", "refused"}
+    # the run met faults and got through them; which ones depends on which endpoint took which file,
+    # which is timing, so any counts: a refused create, a batch failed, expired or stalled, a line
+    # answered 500 or refused by the content filter
+    assert stats["a"]["refused_creates"] + sum(n for s in stats.values() for n in s["faults"].values()) >= 1
     ok = [r for r in out if r["verification_status"] == "ok"]
     assert sum(s["lines_answered"] for s in stats.values()) == len(ok) >= 30
     assert all(not s["answered_twice"] for s in stats.values())
