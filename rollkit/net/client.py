@@ -107,6 +107,15 @@ class RequestStats:
             self.reasoning_cost_usd += price[1]
 
 
+@dataclass
+class _Tries:
+    """What the tries of one request have met so far."""
+    timeout: float  # doubled after each cut-off on a server that is up
+    counted: int = 0  # failures that count against max_attempts
+    answers_seen: int | None = None  # the endpoint's answers when this request last failed
+    cut_offs: int = 0
+
+
 class ChatClient:
     """Sends chat requests through an EndpointPool; use as `async with ChatClient(...) as client`.
 
@@ -219,35 +228,48 @@ class ChatClient:
     async def _send_with_retries(self, body: dict, prompt_tokens: float) -> dict:
         """Transient failures retry with jittered exponential backoff. Only those of an endpoint
         that is otherwise answering count against `max_attempts`; while every endpoint is down the
-        request waits, until the outage has lasted `max_outage` seconds and the run stops."""
-        counted, answers_seen = [0], [None]
-        timeout, cut_offs = [self.timeout], [0]
+        request waits, until the outage has lasted `max_outage` seconds and the run stops.
+
+        The first try goes without tenacity: most requests succeed at once, and its bookkeeping
+        per attempt cost as much CPU as the rest of the client's own work on a request."""
+        tries = _Tries(self.timeout)
+        try:
+            return await self._try(body, prompt_tokens, tries, resent=False)
+        except TransientError:
+            if tries.counted >= self.max_attempts:
+                raise
+        self._count_retry(None)
+        await asyncio.sleep(self._retry_wait(tries.counted))
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(TransientError),
-            stop=lambda _state: counted[0] >= self.max_attempts,
+            stop=lambda _state: tries.counted >= self.max_attempts,
             # The wait grows with the attempts that count: while an endpoint is down its own pause
             # spaces the tries, so a request is ready to go the moment the endpoint is back.
-            wait=lambda _state: self._retry_wait(counted[0]),
+            wait=lambda _state: self._retry_wait(tries.counted),
             before_sleep=self._count_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                try:
-                    return await self._send(body, prompt_tokens, attempt.retry_state.attempt_number > 1, timeout[0])
-                except CutOffError as exc:
-                    cut_offs[0] += 1
-                    if exc.server_up:
-                        timeout[0] = self._after_slow_cut_off(exc, cut_offs[0], timeout[0])
-                        self.stats.resent_after_cut_off += 1
-                        raise
-                    self._count_failure(exc, counted, answers_seen)
-                    self.stats.resent_after_cut_off += counted[0] < self.max_attempts
-                    raise
-                except TransientError as exc:
-                    self._count_failure(exc, counted, answers_seen)
-                    raise
+                return await self._try(body, prompt_tokens, tries, resent=True)
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _try(self, body: dict, prompt_tokens: float, tries: _Tries, resent: bool) -> dict:
+        """One try; a failure is counted (or not) in `tries` before it is raised."""
+        try:
+            return await self._send(body, prompt_tokens, resent, tries.timeout)
+        except CutOffError as exc:
+            tries.cut_offs += 1
+            if exc.server_up:
+                tries.timeout = self._after_slow_cut_off(exc, tries.cut_offs, tries.timeout)
+                self.stats.resent_after_cut_off += 1
+                raise
+            self._count_failure(exc, tries)
+            self.stats.resent_after_cut_off += tries.counted < self.max_attempts
+            raise
+        except TransientError as exc:
+            self._count_failure(exc, tries)
+            raise
 
     async def _send(self, body: dict, prompt_tokens: float, resent: bool, timeout: float) -> dict:
         """Through every gate (`admission`), then one exchange; what an answer shows is noted."""
@@ -258,12 +280,12 @@ class ChatClient:
             return data
         return await self.admission.send(prompt_tokens, body, resent, post)
 
-    def _count_failure(self, exc: TransientError, counted: list[int], answers_seen: list) -> None:
+    def _count_failure(self, exc: TransientError, tries: _Tries) -> None:
         """It counts when the endpoint answered other requests since this one last failed (so the
         trouble is this request), or on a first failure while the endpoint is not failing in a row;
         never while it is simply down. Stops the run once the outage has lasted too long."""
-        previous, answers_seen[0] = answers_seen[0], exc.endpoint_answers
-        counted[0] += exc.counts if previous is None else exc.endpoint_answers > previous
+        previous, tries.answers_seen = tries.answers_seen, exc.endpoint_answers
+        tries.counted += exc.counts if previous is None else exc.endpoint_answers > previous
         self._check_outage()
 
     def _after_slow_cut_off(self, exc: CutOffError, cut_offs: int, timeout: float) -> float:
