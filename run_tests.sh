@@ -22,31 +22,38 @@ if [ $# -gt 0 ]; then
   exec .venv/bin/python -m pytest -n "$workers" "$@"
 fi
 
-# The real tier's env builds (a no-op once built) and its vLLM server starts while tier 1 runs:
-# the server's start (one to two minutes of CPU) overlaps tests that mostly wait on sockets.
-real_pid=
+# The real tier's env builds (a no-op once built), and its vLLM server and `vllm run-batch` job
+# start, while tier 1 runs: their engines' loads (one to two minutes of CPU each) overlap tests that
+# mostly wait on sockets. Both are niced, so tier 1 comes first.
+real_pids=()
 if [ "${ROLLKIT_REAL_TIER:-1}" != 0 ]; then
   build_log=$(mktemp)
   server_log=$(mktemp)
   url_file=$(mktemp -u)
+  batch_dir=$(mktemp -d)
   (
     .venv/bin/python -m tests.real.build_env >"$build_log" 2>&1 || exit 10
-    # niced: tier 1 comes first; the server's start takes the CPU tier 1 leaves idle
     exec nice -n 10 .venv/bin/python -m tests.real.server --url-file "$url_file" >"$server_log" 2>&1
   ) &
-  real_pid=$!
-  trap 'kill "$real_pid" 2>/dev/null || true' EXIT
+  real_pids+=($!)
+  (
+    # the same build: it holds a lock, so this waits for the one above (whose log reports a failure)
+    .venv/bin/python -m tests.real.build_env >/dev/null 2>&1 || exit 10
+    exec nice -n 10 .venv/bin/python -m tests.real.batch_job --folder "$batch_dir"
+  ) >"$batch_dir/job.log" 2>&1 &
+  real_pids+=($!)
+  trap 'kill "${real_pids[@]}" 2>/dev/null || true' EXIT
 fi
 
 # Tier 1: unit tests and tests against the emulator (pytest-xdist; TEST_WORKERS=2 to cap).
 .venv/bin/python -m pytest -n "$workers" --ignore=tests/real --ignore=tests/trainers
 
 # Tier 2: a real vLLM serving a real model.
-if [ -n "$real_pid" ]; then
+if [ ${#real_pids[@]} -gt 0 ]; then
   until [ -s "$url_file" ]; do
-    if ! kill -0 "$real_pid" 2>/dev/null; then
+    if ! kill -0 "${real_pids[0]}" 2>/dev/null; then
       status=0
-      wait "$real_pid" || status=$?
+      wait "${real_pids[0]}" || status=$?
       if [ "$status" = 10 ]; then
         cat "$build_log"
         echo "building the real-server env failed" >&2
@@ -60,8 +67,10 @@ if [ -n "$real_pid" ]; then
   done
   tail -n 3 "$build_log"
   cat "$server_log"
-  ROLLKIT_VLLM_URL=$(cat "$url_file") tests/real/run_tier.sh
-  kill "$real_pid" && wait "$real_pid" || true
+  # its tests share the one server (which batches what they send at once) and the one batch job
+  ROLLKIT_VLLM_URL=$(cat "$url_file") ROLLKIT_VLLM_BATCH_DIR=$batch_dir tests/real/run_tier.sh -n "$workers"
+  kill "${real_pids[@]}" 2>/dev/null || true
+  wait "${real_pids[@]}" 2>/dev/null || true
   trap - EXIT
 fi
 

@@ -7,24 +7,18 @@ when the env is built (`python -m tests.real.build_env`), skipped with the reaso
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.real import env
-from tests.real.server import BatchRun, VllmServer, running_server, start_run_batch, start_vllm
+from tests.real import batch_job, env
+from tests.real.server import BatchRun, VllmServer, running_server, start_vllm
 
 TIER_FLAG = "ROLLKIT_REAL_TIER"
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE_ROLLOUTS = ROOT.parent / "shared" / "fixtures" / "vqav2_seed" / "rollouts_gpt-4.1.jsonl"
-# The batch engine's context: short, so that the small judge's rambling replies stay quick here.
-BATCH_CONTEXT = 1536
+BATCH_DIR = "ROLLKIT_VLLM_BATCH_DIR"
 BATCH_TEST = "test_pack_for_vllm_then_vllm_run_batch_then_map"
 
 
@@ -78,42 +72,25 @@ def vllm(tmp_path_factory) -> VllmServer:
 class PackedBatch:
     folder: Path
     results: Path
-    run: BatchRun
-
-
-def text_rollouts(path: Path, rows: list[dict]) -> Path:
-    """Fixture rollouts without their images: the served model reads text only."""
-    drop = ("image", "images", "image_path")
-    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k not in drop}) + "\n" for r in rows))
-    return path
-
-
-def pack(rollouts: Path, out_dir: Path, *extra: str) -> None:
-    subprocess.run([sys.executable, str(ROOT / "merge_and_map_batch.py"), "pack", "--rollouts", str(rollouts),
-                    "--out-dir", str(out_dir), "--model", "smollm2", "--target", "vllm", *extra],
-                   check=True, capture_output=True, cwd=ROOT, timeout=120)
+    run: BatchRun | batch_job.FinishedRun
 
 
 @pytest.fixture(scope="session", autouse=True)
 def vllm_batch(request, tmp_path_factory) -> PackedBatch | None:
-    """Packs 4 rollouts with --max-model-len and 2 without, and starts `vllm run-batch` on both at
-    the start of the session, so its engine loads while the server's does and runs beside the other
-    tests; test_pack_for_vllm_then_vllm_run_batch_then_map waits for it. Nothing when that test is
-    not selected."""
+    """The batch job of tests/real/batch_job.py: the one run_tests.sh started while tier 1 ran
+    (ROLLKIT_VLLM_BATCH_DIR), or one started here at the start of the session, so its engine loads
+    while the server's does and runs beside the other tests. BATCH_TEST waits for it. Nothing when
+    that test is not selected."""
     if not any(item.name == BATCH_TEST for item in request.session.items) or skip_reason():
         yield None
         return
+    if os.environ.get(BATCH_DIR):
+        folder = Path(os.environ[BATCH_DIR])
+        yield PackedBatch(folder, batch_job.results_path(folder), batch_job.FinishedRun(folder))
+        return
     folder = tmp_path_factory.mktemp("batch")
-    rows = [json.loads(line) for line in FIXTURE_ROLLOUTS.read_text().splitlines()]
-    pack(text_rollouts(folder / "capped.jsonl", rows[:4]), folder / "capped", "--max-model-len", str(BATCH_CONTEXT))
-    uncapped = [{**r, "rollout_id": f"uncapped-{i}"} for i, r in enumerate(rows[4:6])]
-    pack(text_rollouts(folder / "uncapped.jsonl", uncapped), folder / "uncapped")
-    both = folder / "both.jsonl"  # one engine start for both folders
-    both.write_bytes((folder / "capped" / "batch_0001.jsonl").read_bytes()
-                     + (folder / "uncapped" / "batch_0001.jsonl").read_bytes())
-    results = folder / "results.jsonl"
-    run = start_run_batch(both, results, folder / "engine", max_model_len=BATCH_CONTEXT)
-    yield PackedBatch(folder, results, run)
+    run = batch_job.start(folder)
+    yield PackedBatch(folder, batch_job.results_path(folder), run)
     run.stop()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.real.conftest import BATCH_CONTEXT
+from tests.real.batch_job import BATCH_CONTEXT
 from tests.real.server import SERVED_NAME
 from tests.support import read_jsonl, run_script
 
@@ -117,7 +117,7 @@ def test_answers_cut_off_at_max_tokens_are_kept(vllm, tmp_path):
 def test_pack_for_vllm_then_vllm_run_batch_then_map(packed_batch):
     """pack --max-model-len fits every line to the context; without it a line's reply budget over
     the context is answered 400 by `vllm run-batch`, which still exits 0, and map reports it failed.
-    (The packing and the batch run start with the session: see vllm_batch in conftest.py.)"""
+    (The packing and the batch run start early: see tests/real/batch_job.py.)"""
     folder = packed_batch.folder
     lines = read_jsonl(folder / "capped" / "batch_0001.jsonl")
     assert len(lines) == 4 and all(line["body"]["max_completion_tokens"] < BATCH_CONTEXT for line in lines)
