@@ -12,13 +12,11 @@ import re
 from collections.abc import Awaitable, Callable
 
 from rollkit.content.inputs import InputItem
-from rollkit.content.messages import image_parts
 from rollkit.content.prm_turns import StepTokens, system_prompt
 from rollkit.net.client import ChatClient
 from rollkit.stages import prm
 from rollkit.stages.prm_conversation import split_steps
 from rollkit.stages.rejection import ScoringParams, score_and_select, select_best
-from rollkit.stages.runner import StageConfig
 
 SCORER_KINDS = ("judge", "prm")
 DRY_RUN_STEPS = 8  # reject's dry run: a sampled candidate is not known yet; counted as --max-tokens in 8 steps
@@ -65,9 +63,13 @@ def add_prm_flags(parser: argparse.ArgumentParser) -> None:
                             "exactly (default: 20, vLLM's cap)")
 
 
-def refuse_prm_flags_without_prm(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """A PRM option given with the judge would be ignored without a word: stop with exit 2 instead."""
+def refuse_flags_the_scorer_ignores(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A PRM option given with the judge, or the judge's reply budget with a PRM, would be ignored
+    without a word: stop with exit 2 instead."""
     if args.scorer_kind == "prm":
+        if args.scorer_max_tokens != parser.get_default("scorer_max_tokens"):
+            parser.error("--scorer-max-tokens: the judge's reply budget; a PRM is asked for one token "
+                         "(leave it out with --scorer-kind prm)")
         return
     group = next(g for g in parser._action_groups if g.title == "PRM options")
     given = [action.option_strings[0] for action in group._group_actions
@@ -81,13 +83,6 @@ def prm_params(args: argparse.Namespace, model: str) -> prm.PrmParams:
                          tokens=args.step_tokens, mode=args.prm_mode, how=args.aggregate, text_only=args.text_only,
                          step_split=args.step_split, prompt_k=args.prompt_logprobs, top_k=args.top_logprobs,
                          max_image_side=args.max_image_side)
-
-
-def stage_config(args: argparse.Namespace) -> StageConfig:
-    """The stage's config, the regex and step tokens written as text in its saved flags."""
-    config = StageConfig.from_args(args)
-    flags = {k: str(v) if isinstance(v, (re.Pattern, StepTokens)) else v for k, v in config.flags.items()}
-    return StageConfig(**{**config.__dict__, "flags": flags})
 
 
 def candidate_scorer(args: argparse.Namespace, model: str, client: ChatClient) -> CandidateScorer:
@@ -110,13 +105,7 @@ def candidate_scorer(args: argparse.Namespace, model: str, client: ChatClient) -
 
 def prm_dry_run_bodies(params: prm.PrmParams, item: InputItem, answers: list[str]) -> list[dict]:
     """What the PRM is sent for these candidates (those without steps are not asked)."""
-    images = [] if params.text_only else image_parts(item.record, item.source, params.max_image_side)
-    bodies = []
-    for answer in answers:
-        steps = split_steps(str(answer), params.step_split)
-        if steps:
-            bodies += prm.dry_run_bodies(params, item.record, steps, images)
-    return bodies
+    return prm.dry_run_bodies(params, item, [split_steps(str(answer), params.step_split) for answer in answers])
 
 
 def placeholder_candidate(max_tokens: int) -> str:

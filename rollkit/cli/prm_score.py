@@ -19,13 +19,12 @@ import argparse
 import sys
 
 from rollkit.cli import common as cli
-from rollkit.cli.prm_flags import add_prm_flags, prm_params, stage_config
+from rollkit.cli.prm_flags import add_prm_flags, prm_params
 from rollkit.content.inputs import InputItem, RecordError, iter_inputs
-from rollkit.content.messages import image_parts
 from rollkit.content.prm_turns import PromptFileError
 from rollkit.stages import prm
 from rollkit.stages.prm_conversation import NoSteps, prm_record_key, record_solutions
-from rollkit.stages.runner import dry_run, execute
+from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +47,7 @@ def dry_run_bodies(params: prm.PrmParams):
             solutions = record_solutions(item.record, params.step_split)
         except NoSteps as exc:
             raise RecordError(str(exc)) from exc
-        images = [] if params.text_only else image_parts(item.record, item.source, params.max_image_side)
-        return [body for steps in solutions.steps for body in prm.dry_run_bodies(params, item.record, steps, images)]
+        return prm.dry_run_bodies(params, item, solutions.steps)
     return bodies
 
 
@@ -60,7 +58,7 @@ async def run(args: argparse.Namespace) -> int:
         dry_run(items, dry_run_bodies(params), args.model, args.price_in, args.price_out)
         return 0
     pools = {"prm": cli.build_pool(args, args.model, args.port)}
-    await execute("prm-score", stage_config(args), items, pools,
+    await execute("prm-score", StageConfig.from_args(args), items, pools,
                   lambda clients: prm.PrmScorer(clients["prm"], params).process, id_field="prm_id",
                   record_key=prm_record_key)
     return 0

@@ -24,8 +24,7 @@ from rollkit.cli.prm_flags import (
     placeholder_candidate,
     prm_dry_run_bodies,
     prm_params,
-    refuse_prm_flags_without_prm,
-    stage_config,
+    refuse_flags_the_scorer_ignores,
 )
 from rollkit.content.prm_turns import PromptFileError
 from rollkit.stages.rejection import (
@@ -37,7 +36,7 @@ from rollkit.stages.rejection import (
     scoring_body,
     write_sft,
 )
-from rollkit.stages.runner import dry_run, execute
+from rollkit.stages.runner import StageConfig, dry_run, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +104,7 @@ async def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         dry_run(items, dry_run_bodies(args, sampling), args.generator_model, args.price_in, args.price_out)
         return 0
-    await execute("reject", stage_config(args), items, build_pools(args), make_process(args, sampling))
+    await execute("reject", StageConfig.from_args(args), items, build_pools(args), make_process(args, sampling))
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0
@@ -114,5 +113,5 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    refuse_prm_flags_without_prm(parser, args)
+    refuse_flags_the_scorer_ignores(parser, args)
     return cli.run_main(run(args), args.verbose, fatal=(PromptFileError,))

@@ -23,12 +23,11 @@ from rollkit.cli.prm_flags import (
     candidate_scorer,
     prm_dry_run_bodies,
     prm_params,
-    refuse_prm_flags_without_prm,
-    stage_config,
+    refuse_flags_the_scorer_ignores,
 )
 from rollkit.content.prm_turns import PromptFileError
 from rollkit.stages.rejection import ScoringParams, scoring_body, write_sft
-from rollkit.stages.runner import Outcome, dry_run, execute
+from rollkit.stages.runner import Outcome, StageConfig, dry_run, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +72,7 @@ async def run(args: argparse.Namespace) -> int:
             return Outcome(record=fields, incomplete=fields["failed_scores"] > 0)
         return process
 
-    await execute("score", stage_config(args), items, pools, make_process)
+    await execute("score", StageConfig.from_args(args), items, pools, make_process)
     if args.sft_output:
         write_sft(args.output, args.sft_output)
     return 0
@@ -82,5 +81,5 @@ async def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    refuse_prm_flags_without_prm(parser, args)
+    refuse_flags_the_scorer_ignores(parser, args)
     return cli.run_main(run(args), args.verbose, fatal=(PromptFileError,))

@@ -37,6 +37,9 @@ class StepTokens:
             raise ValueError(f"--step-tokens wants GOOD,BAD: two different tokens without spaces; got {text!r}")
         return cls(parts[0], parts[1])
 
+    def __str__(self) -> str:
+        return f"{self.good},{self.bad}"
+
     def clash(self, steps: list[str]) -> bool:
         """A step holds a step token as a word of its own (`4 + 9`): a collator that unmasks every
         such token would train on it too."""

@@ -97,12 +97,23 @@ def per_step_bodies(params: PrmParams, record: dict, steps: list[str], images: l
                          logprobs=True, top_logprobs=params.top_k) for i in range(len(steps))]
 
 
-def dry_run_bodies(params: PrmParams, record: dict, steps: list[str], images: list[dict]) -> list[dict]:
-    """What scoring one solution sends, for a dry run: auto counts as one-request, the mode it tries
-    first; a bad token outside the top k, asked again, cannot be known without asking."""
-    if params.mode == "per-step":
-        return per_step_bodies(params, record, steps, images)
-    return [one_request_body(params, record, steps, images)]
+def request_images(params: PrmParams, item: InputItem) -> list[dict]:
+    """The record's images as the PRM is shown them: none with --text-only."""
+    return [] if params.text_only else image_parts(item.record, item.source, params.max_image_side)
+
+
+def dry_run_bodies(params: PrmParams, item: InputItem, solutions: list[list[str]]) -> list[dict]:
+    """What scoring these solutions (each a list of steps; one without steps is not asked) sends,
+    for a dry run: auto counts as one-request, the mode it tries first; a bad token outside the top
+    k, asked again, cannot be known without asking."""
+    images = request_images(params, item)
+    bodies = []
+    for steps in filter(None, solutions):
+        if params.mode == "per-step":
+            bodies += per_step_bodies(params, item.record, steps, images)
+        else:
+            bodies.append(one_request_body(params, item.record, steps, images))
+    return bodies
 
 
 @dataclass
@@ -133,7 +144,7 @@ class PrmScorer:
             solutions = record_solutions(item.record, self.p.step_split)
         except NoSteps as exc:
             return Outcome(error_reason="no_steps", message=f"{item.where}: {exc}")
-        images = [] if self.p.text_only else image_parts(item.record, item.source, self.p.max_image_side)
+        images = request_images(self.p, item)
         try:
             scored = [await self._solution(item.record, steps, images) for steps in solutions.steps]
         except RequestFailed as exc:
@@ -159,7 +170,7 @@ class PrmScorer:
     async def score_candidates(self, item: InputItem, answers: list[str]) -> dict:
         """Fields a record of free-text candidates adds, `generated_scores` being each one's aggregate
         (what best-of-N selects by); a candidate that cannot be scored is null with its reason."""
-        images = [] if self.p.text_only else image_parts(item.record, item.source, self.p.max_image_side)
+        images = request_images(self.p, item)
         done = await asyncio.gather(*(self._candidate(item, i, str(answer), images) for i, answer in enumerate(answers)))
         scores = [aggregate(s.scores, self.p.how) if s else None for s, _ in done]
         failures = [failure for _, failure in done]

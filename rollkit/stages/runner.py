@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -254,6 +256,16 @@ def merged_stats(clients: list[ChatClient]) -> RequestStats:
     return total
 
 
+def saved_flag(value: Any) -> Any:
+    """A flag as the saved config holds it: what was typed for a flag parsed into an object (a
+    regex's pattern, StepTokens' `+,-`), so the file reads like the command line."""
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    if isinstance(value, re.Pattern):
+        return value.pattern
+    return str(value)
+
+
 @dataclass(frozen=True)
 class StageConfig:
     """What the engine needs of a stage's flags, resolved once from the command line; `flags` is
@@ -281,7 +293,8 @@ class StageConfig:
                    max_outage=args.max_outage, retry_failed=args.retry_failed,
                    cut_off_resends=args.cut_off_resends,
                    start=getattr(args, "start", None), end=getattr(args, "end", None),
-                   journal=getattr(args, "cache_file", None), flags=dict(vars(args)),
+                   journal=getattr(args, "cache_file", None),
+                   flags={name: saved_flag(value) for name, value in vars(args).items()},
                    reasoning_effort=getattr(args, "reasoning_effort", None))
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -113,6 +115,8 @@ def test_bad_input_is_named_by_file_and_line(url, tmp_path):
     rows = {r["question"]: r for r in read_jsonl(out)}
     assert len(rows["q1"]["prm_step_scores"]) == 1 and isinstance(rows["q1"]["prm_score"], float)
     assert [len(s) for s in rows["q2"]["prm_step_scores"]] == [1, 1] and len(rows["q2"]["prm_score"]) == 2
+    saved = json.loads(Path(f"{out}.config.json").read_text())  # flags as typed: the run can be read back
+    assert saved["step_split"] == r"(?<=\.)\s+" and saved["step_tokens"] == "+,-"
 
 
 def test_a_server_without_logprobs_stops_the_run_naming_the_record(tmp_path):

@@ -177,3 +177,16 @@ def test_prm_options_with_the_judge_are_refused_not_ignored(tmp_path):
     assert judged.returncode == 2
     assert "--aggregate, --text-only: PRM options, used only with --scorer-kind prm" in judged.stderr
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_the_judges_reply_budget_with_a_prm_is_refused_not_ignored(tmp_path):
+    path, _ = sampled_file(tmp_path)
+    for script in ("score.py", "reject.py"):
+        io = (["--input_file", str(path), "--output_file", str(tmp_path / "s.jsonl")] if script == "score.py" else
+              ["--input_file", str(path), "--output_file", str(tmp_path / "s.jsonl"), "--generator_model", "g",
+               "--scorer_model", PRM])
+        model = ["--model_name", PRM] if script == "score.py" else []
+        done = run_script(script, *io, *model, "--port", "1", "--scorer-kind", "prm", "--scorer-max-tokens", "64")
+        assert done.returncode == 2, (script, done.stderr)
+        assert "--scorer-max-tokens: the judge's reply budget; a PRM is asked for one token" in done.stderr
+        assert not (tmp_path / "s.jsonl").exists()
