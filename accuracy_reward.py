@@ -11,7 +11,7 @@ from rollkit.answers import (  # noqa: F401  (the seed's library names)
     register_mode,
     set_llm_judge,
 )
-from rollkit.cli.check_answer import main
+from rollkit.cli import run_script
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script("rollkit.cli.check_answer"))  # Ctrl-C honoured before its imports

@@ -1,6 +1,6 @@
 """The seed's sampling.py: `rollkit sample` (rollkit/cli/sample.py), run from the repo root as before."""
 
-from rollkit.cli.sample import main
+from rollkit.cli import run_script
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script("rollkit.cli.sample"))  # Ctrl-C honoured before its imports

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Mapping
 from types import ModuleType
 
+from rollkit.cli.signals import honour_ctrl_c
+
 # verb -> (module, one line for `rollkit --help`)
 VERBS: dict[str, tuple[str, str]] = {
     "sample": ("rollkit.cli.sample", "sample N candidate answers per question (the seed's sampling.py)"),
@@ -35,6 +37,19 @@ VERBS: dict[str, tuple[str, str]] = {
     "prm-score": ("rollkit.cli.prm_score", "step scores from a served PRM for rollouts or candidates, and an aggregate"),
     "evaluate": ("rollkit.cli.evaluate", "best-of-N accuracy against N per picker, first-error F1 as ProcessBench"),
 }
+
+
+def run_script(module: str, argv: list[str] | None = None) -> int:
+    """`module.main(argv)` for a root script or a verb, with Ctrl-C honoured before the module's
+    imports (most of rollkit: a second or so, in which a SIGINT to a script started with SIGINT
+    ignored would be lost); a Ctrl-C during them exits 130, nothing done."""
+    honour_ctrl_c()
+    try:
+        entry = importlib.import_module(module).main
+    except KeyboardInterrupt:
+        print("interrupted while starting: nothing was done", file=sys.stderr)
+        return 130
+    return entry(argv)
 
 
 def verb_module(verb: str) -> ModuleType:
@@ -100,4 +115,4 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         parser.parse_args(argv[:1])  # --help, --version, or an unknown verb (exit 2 naming the choices)
         return 2
-    return verb_module(argv[0]).main(argv[1:])
+    return run_script(VERBS[argv[0]][0], argv[1:])

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 
+from rollkit.cli.signals import honour_ctrl_c
 from rollkit.content.inputs import EmptyInput, FieldMap, InputError, InputItem, check_fields, iter_inputs
 from rollkit.net.client import (
     DEFAULT_CUT_OFF_RESENDS,
@@ -176,20 +175,6 @@ def setup_logging(verbose: bool) -> None:
 FATAL_ERRORS = (FatalEndpointError, EndpointConfigError, InputError, LogLockedError, NothingUseful)
 RESUME_HINT = "finished work is saved; run the same command again to resume"
 EXIT_OUTAGE = 3
-
-
-def honour_ctrl_c() -> None:
-    """Make SIGINT (Ctrl-C, `kill -INT`) raise KeyboardInterrupt, whatever the launching process did.
-
-    A shell without job control starts a background command (`nohup cmd &` in a script, CI) with
-    SIGINT ignored, and Python then installs no handler: the signal would do nothing and a run could
-    only be killed, losing its summary. A parent may also leave SIGINT blocked; the mask survives exec.
-    A handler the embedding program installed itself is left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        return  # only the main thread may set handlers; it is the one that gets KeyboardInterrupt
-    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def run_main(main: Coroutine | Callable[[], int], verbose: bool = False, fatal: tuple = ()) -> int:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import signal
 import time
+from pathlib import Path
+
+import pytest
 
 from rollkit.content.inputs import entry_id, iter_inputs
 from rollkit.emulator.datasets import write_questions
@@ -134,3 +137,34 @@ def test_ctrl_c_stops_a_stage_started_with_sigint_ignored(tmp_path, reject_args)
     assert process.returncode == 130, err
     assert "interrupted: finished work is saved" in err
     assert count_lines(journal) >= 3 and len(read_jsonl(out)) < 40
+
+
+def script_catches_sigint(pid: int, script: str) -> bool:
+    """/proc's view of the process: the launcher has exec'd `script`, and it has installed a SIGINT
+    handler (SigCgt, the bit for signal 2)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+    if len(argv) < 2 or not argv[1].endswith(script):
+        return False  # not exec'd yet, or still the launcher (python -I -c ... script)
+    status = Path(f"/proc/{pid}/status").read_text()
+    return bool(int(status.split("SigCgt:")[1].split()[0], 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.parametrize("script", ["reject.py", "batch_processor.py"])
+def test_ctrl_c_while_a_script_still_imports_stops_it(tmp_path, reject_args, script):
+    """Started with SIGINT ignored, a script takes Ctrl-C before its imports (a second or so of them),
+    not only once its stage runs: a SIGINT sent as soon as the handler shows stops it there."""
+    questions = write_questions(tmp_path / "q.jsonl", 4)
+    args = (reject_args("http://127.0.0.1:9", questions, tmp_path / "out.jsonl") if script == "reject.py"
+            else ["--batch-dir", str(tmp_path), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"])
+    process = start_script(script, *args, parent_sigint="ignored")
+    try:
+        deadline = time.monotonic() + 30
+        while process.poll() is None and not script_catches_sigint(process.pid, script) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    assert "interrupted while starting: nothing was done" in err
+    assert not (tmp_path / "out.jsonl").exists()
