@@ -13,5 +13,10 @@ from rollkit.answers import (  # noqa: F401  (the seed's library names)
 )
 from rollkit.cli import run_script
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_script("rollkit.cli.check_answer", argv)  # Ctrl-C honoured before its imports
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_script("rollkit.cli.check_answer"))  # Ctrl-C honoured before its imports
+    raise SystemExit(main())

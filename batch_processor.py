@@ -2,5 +2,10 @@
 
 from rollkit.cli import run_script
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_script("rollkit.cli.batch", argv)  # Ctrl-C honoured before its imports
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_script("rollkit.cli.batch"))  # Ctrl-C honoured before its imports
+    raise SystemExit(main())

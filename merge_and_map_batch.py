@@ -3,5 +3,10 @@ the seed's form without a subcommand (rollkit/cli/merge_and_map.py), run from th
 
 from rollkit.cli import run_script
 
+
+def main(argv: list[str] | None = None) -> int:
+    return run_script("rollkit.cli.merge_and_map", argv)  # Ctrl-C honoured before its imports
+
+
 if __name__ == "__main__":
-    raise SystemExit(run_script("rollkit.cli.merge_and_map"))  # Ctrl-C honoured before its imports
+    raise SystemExit(main())

@@ -21,7 +21,7 @@ from pathlib import Path
 CHILD = r"""
 import asyncio, sys
 sys.path.insert(0, sys.argv[3])
-import reject  # noqa: F401  (the same imports as a real stage)
+import rollkit.cli.reject  # noqa: F401  (the same imports as a real stage)
 from rollkit.content.inputs import iter_inputs
 from rollkit.stages.runner import Outcome, StageRunner
 

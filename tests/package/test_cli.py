@@ -60,4 +60,4 @@ def test_each_seed_script_has_exactly_its_verbs_flags(verb):
     assert shown.returncode == 0, shown.stderr
     # the verb's own help, less what its description mentions in passing
     assert {f for f in flags_in(shown.stdout) if f in verb_flags(verb)} == verb_flags(verb)
-    assert (ROOT / script).read_text(encoding="utf-8").count("\n") <= 20  # a shim, not a second copy
+    assert (ROOT / script).read_text(encoding="utf-8").count("\n") <= 25  # a shim, not a second copy
