@@ -187,10 +187,12 @@ class FileLedger:
         return self
 
     def record(self, kind: str, **fields: object) -> dict:
-        """Append one event (one whole line, fsynced) and apply it to the state."""
+        """Apply one event to the state, then append it (one whole line, fsynced). In that order: a
+        Ctrl-C landing between the two must not leave a batch on disk that the state (and so the
+        "batches keep running" message) does not know; one the disk misses is reconciled on resume."""
         event = {"event_id": f"{self.name}:{self.state.events:06d}", "kind": kind, "at": time.time(), **fields}
-        self.log.append(event)
         self.state.apply(event)
+        self.log.append(event)
         return event
 
     def close(self) -> None:
